@@ -1,0 +1,1 @@
+"""netra-nb: investigation notebooks for the Netra agent platform."""

@@ -1,0 +1,72 @@
+"""Secrets never reach an artifact: every string that leaves a check passes through :func:`redact`.
+
+Two nets: the exact values the process knows to be secret (keys and secrets read from the
+environment, tokens minted or received, registered with :func:`register_secret`), and patterns
+that catch what was never registered (JWTs, ``Authorization`` values, token-bearing subprotocols
+and query strings).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+__all__ = ["register_secret", "redact", "redact_obj", "known_secrets", "REDACTED"]
+
+REDACTED = "[REDACTED]"
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+_GENERIC = [
+    # a JWT (three base64url parts, the first two JSON objects starting with "{")
+    (re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), REDACTED),
+    (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?\s*(?:bearer|basic|token)\s+)[^\s\"',;]+"), r"\1" + REDACTED),
+    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1" + REDACTED),
+    (re.compile(r"(?i)\b((?:jwt|jwt-auth|bearer)\.)[A-Za-z0-9._~+/=-]{8,}"), r"\1" + REDACTED),
+    (re.compile(r"(?i)([?&](?:token|access_token|jwt|key)=)[^&#\s\"']+"), r"\1" + REDACTED),
+    (re.compile(r"(?i)(x-e2e-bypass-key[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}]+"), r"\1" + REDACTED),
+    (re.compile(r"(?i)([\"'](?:access_token|refresh_token|token|secret|password)[\"']\s*:\s*[\"'])[^\"']+"),
+     r"\1" + REDACTED),
+]
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret value so that :func:`redact` removes it from any text."""
+    global _pattern
+    if not value or not isinstance(value, str) or len(value) < 4:
+        return
+    with _lock:
+        if value in _secrets:
+            return
+        _secrets.add(value)
+        _pattern = re.compile("|".join(re.escape(s) for s in sorted(_secrets, key=len, reverse=True)))
+
+
+def known_secrets() -> frozenset[str]:
+    with _lock:
+        return frozenset(_secrets)
+
+
+def redact(text: Any) -> Any:
+    """Return ``text`` with every known secret and secret-looking value replaced; non-strings pass through."""
+    if not isinstance(text, str) or not text:
+        return text
+    pattern = _pattern
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    for regex, repl in _GENERIC:
+        text = regex.sub(repl, text)
+    return text
+
+
+def redact_obj(obj: Any) -> Any:
+    """Redact every string inside a JSON-like structure."""
+    if isinstance(obj, str):
+        return redact(obj)
+    if isinstance(obj, dict):
+        return {k: redact_obj(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [redact_obj(v) for v in obj]
+    return obj
