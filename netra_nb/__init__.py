@@ -1,1 +1,22 @@
-"""netra-nb: investigation notebooks for the Netra agent platform."""
+"""netra-nb: investigation notebooks for the Netra agent platform's staging phases.
+
+The public surface for notebooks and for an engineer in JupyterLab::
+
+    import netra_nb as nb
+    nb.check("agent_run", env="staging")          # re-run one check; shows as a table
+    phase = nb.Phase("connectivity", env="local")  # a phase's checks, with progress
+    phase.run(); phase.table(); phase.chart()
+"""
+
+from .categories import CATEGORIES, category_info
+from .checks import CHECKS, PHASE_CHECKS
+from .diagnosis import findings, golden_path
+from .notebook import CheckResult, Phase, check, duration_chart, frames_chart, records_frame, run_sync
+from .params import ConfigError, Params, load_params
+from .records import Frame, Record, read_records
+
+__all__ = [
+    "CATEGORIES", "CHECKS", "PHASE_CHECKS", "CheckResult", "ConfigError", "Frame", "Params", "Phase", "Record",
+    "category_info", "check", "duration_chart", "findings", "frames_chart", "golden_path", "load_params",
+    "read_records", "records_frame", "run_sync",
+]

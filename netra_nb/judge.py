@@ -120,7 +120,9 @@ def judge_http(
     ``validate`` receives the parsed JSON and returns a problem (str) or None. ``health`` enables
     the ``health_degraded`` rule (a status other than ``healthy``).
     """
-    what = what or f"{obs.method} {redact(obs.url)}"
+    if not what:
+        from urllib.parse import urlsplit
+        what = f"{obs.method} {urlsplit(obs.url).path or '/'}"
     timing = f"{obs.duration_s:.3f}s"
     if obs.exception is not None and obs.status is None:
         if obs.timed_out:

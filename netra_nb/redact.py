@@ -12,7 +12,7 @@ import re
 import threading
 from typing import Any
 
-__all__ = ["register_secret", "redact", "redact_obj", "known_secrets", "REDACTED"]
+__all__ = ["register_secret", "register_env_secrets", "redact", "redact_obj", "known_secrets", "REDACTED"]
 
 REDACTED = "[REDACTED]"
 _lock = threading.Lock()
@@ -70,3 +70,15 @@ def redact_obj(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [redact_obj(v) for v in obj]
     return obj
+
+
+_SECRET_NAME = re.compile(r"(SECRET|TOKEN|BYPASS|PASSWORD|_KEY$|^KEY$|E2E_OAUTH)", re.I)
+
+
+def register_env_secrets(environ: "dict[str, str] | None" = None) -> None:
+    """Register the values of environment variables whose names say they hold a secret."""
+    import os
+
+    for name, value in (environ if environ is not None else os.environ).items():
+        if _SECRET_NAME.search(name) and value and len(value) >= 6:
+            register_secret(value)

@@ -1,0 +1,100 @@
+"""Tokens for the platform: from the auth service's E2E endpoint, signed locally, or ready-made.
+
+Keys, secrets and tokens come from environment variables only (the params file names them);
+every value read or minted is registered with :mod:`netra_nb.redact` at once.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from .params import ConfigError, Params
+from .redact import register_secret
+
+__all__ = ["secret_from_env", "sign_token", "token_subject", "e2e_request", "TokenInfo", "check_auth_config",
+           "local_token"]
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    token: str | None
+    user_id: str | None
+    method: str
+
+
+def secret_from_env(name: str, *, purpose: str) -> str:
+    value = os.environ.get(name, "")
+    if not value.strip():
+        raise ConfigError(f"missing secret: the environment variable {name} ({purpose}) is not set")
+    register_secret(value)
+    return value
+
+
+def check_auth_config(params: Params) -> None:
+    """Fail early (config_error, exit 2) when the secret the auth method needs is absent."""
+    method = params.auth.method
+    if method == "e2e_endpoint":
+        secret_from_env(params.auth.key_env, purpose="the E2E bypass key for auth.method e2e_endpoint")
+    elif method == "local_jwt":
+        _signing_secret(params)
+    elif method == "token":
+        secret_from_env(params.auth.token_env, purpose="a ready-made token for auth.method token")
+
+
+def _signing_secret(params: Params) -> str:
+    # The contract: JWT_SECRET_STAGING (or the file's secret_env), then JWT_SECRET_KEY.
+    for name in dict.fromkeys((params.auth.secret_env, "JWT_SECRET_KEY")):
+        if os.environ.get(name, "").strip():
+            return secret_from_env(name, purpose="the JWT signing secret")
+    raise ConfigError(f"missing secret: set {params.auth.secret_env} (or JWT_SECRET_KEY) for auth.method local_jwt")
+
+
+def sign_token(secret: str, user_id: str, email: str, *, ttl_s: int = 900,
+               permissions: tuple[str, ...] = ("read", "write", "execute", "agent_access")) -> str:
+    now = int(time.time())
+    claims = {
+        "sub": user_id, "email": email, "permissions": list(permissions), "iat": now, "exp": now + ttl_s,
+        "type": "access", "token_type": "access", "iss": "netra-auth-service", "aud": "netra-platform",
+        "jti": uuid.uuid4().hex,
+    }
+    token = jwt.encode(claims, secret, algorithm="HS256")
+    register_secret(token)
+    return token
+
+
+def local_token(params: Params, user_id: str | None = None) -> TokenInfo:
+    secret = _signing_secret(params)
+    uid = user_id or f"e2e-{params.auth.email.split('@')[0]}"
+    return TokenInfo(sign_token(secret, uid, params.auth.email), uid, "local_jwt")
+
+
+def wrong_token(user_id: str, email: str) -> str:
+    """A well-formed token signed with a random secret: the differential probe for auth rejections."""
+    return sign_token(secrets.token_hex(16), user_id, email, ttl_s=120)
+
+
+def token_subject(token: str | None) -> str | None:
+    """The ``sub`` claim of a token, read without verifying it (for matching events to our user)."""
+    if not token:
+        return None
+    try:
+        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    sub = claims.get("sub")
+    return str(sub) if sub is not None else None
+
+
+def e2e_request(params: Params, email: str | None = None) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """(url, headers, body) for the auth service's E2E test-auth endpoint."""
+    key = secret_from_env(params.auth.key_env, purpose="the E2E bypass key")
+    email = email or params.auth.email
+    body = {"email": email, "name": "netra-nb e2e", "permissions": ["read", "write", "execute", "agent_access"]}
+    return f"{params.auth_url}/auth/e2e/test-auth", {"X-E2E-Bypass-Key": key}, body
