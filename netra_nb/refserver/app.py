@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from .config import AGENT_EVENTS, ServerConfig
-from .session import PROTOCOL_SCOPE_KEY, websocket_endpoint
+from .session import PROTOCOL_SCOPE_KEY, deny, websocket_endpoint
 from .tokens import ACCESS_TTL, DEFAULT_PERMISSIONS, mint_access_token, mint_refresh_token
 
 __all__ = ["AppState", "build_app", "WS_PATHS"]
@@ -304,8 +304,7 @@ def build_app(config: ServerConfig) -> tuple[Any, AppState]:
             scope[PROTOCOL_SCOPE_KEY] = getattr(receive, "__self__", None)
             if startup_503:
                 await asyncio.sleep(fault_delay)
-                ws = WebSocket(scope, receive, send)
-                await ws.send_denial_response(JSONResponse(_STARTUP_503, 503))
+                await deny(WebSocket(scope, receive, send), JSONResponse(_STARTUP_503, 503))
                 return
         elif kind == "http":
             if startup_503:

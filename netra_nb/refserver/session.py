@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 
 from .config import AGENT_EVENTS
@@ -24,7 +24,7 @@ from .tokens import TokenError, find_token, validate_token
 if TYPE_CHECKING:  # pragma: no cover
     from .app import AppState
 
-__all__ = ["websocket_endpoint", "PROTOCOL_SCOPE_KEY"]
+__all__ = ["websocket_endpoint", "deny", "PROTOCOL_SCOPE_KEY"]
 
 #: The outermost ASGI wrapper stores uvicorn's per-connection protocol object here; the
 #: transport-level faults (1006 drop, ignore pings) need its ``.transport``.
@@ -54,12 +54,10 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     faults = state.fault_set
 
     if "ws_500_upgrade" in faults:
-        await websocket.send_denial_response(JSONResponse({"detail": "Internal Server Error"}, 500))
+        await deny(websocket, JSONResponse({"detail": "Internal Server Error"}, 500))
         return
     if "ws_503_upgrade" in faults:
-        await websocket.send_denial_response(
-            JSONResponse({"status": "unhealthy", "message": "Service Unavailable"}, 503)
-        )
+        await deny(websocket, JSONResponse({"status": "unhealthy", "message": "Service Unavailable"}, 503))
         return
     if "ws_handshake_hang" in faults:
         await _wait_disconnect(websocket, state)
@@ -106,9 +104,18 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 async def _deny_auth(websocket: WebSocket, why: str) -> None:
     """Refuse before the accept with HTTP 403, as the real backend does; the JSON body names the
     credentials (a missing route answers a bare 403 instead)."""
-    await websocket.send_denial_response(
-        JSONResponse({"detail": f"WebSocket authentication failed: {why}"}, status_code=403)
-    )
+    await deny(websocket, JSONResponse({"detail": f"WebSocket authentication failed: {why}"}, status_code=403))
+
+
+async def deny(websocket: WebSocket, response: Response) -> None:
+    """Answer the upgrade with a plain HTTP response (the ASGI "websocket.http.response" extension)."""
+    await websocket.send_denial_response(response)
+    # uvicorn's websockets-sansio protocol (0.54) sends the response but leaves its
+    # handshake_complete flag unset, so it logs "ASGI callable returned without completing
+    # handshake." for every denial.  The response is complete: tell it so.
+    proto = websocket.scope.get(PROTOCOL_SCOPE_KEY)
+    if getattr(proto, "initial_response", None) is not None and hasattr(proto, "handshake_complete"):
+        proto.handshake_complete = True
 
 
 async def _wait_disconnect(websocket: WebSocket, state: "AppState") -> None:
@@ -423,7 +430,7 @@ class Session:
         t0 = self.loop.time()
         started = time.time()
         foreign = (
-            {"run_id": "run_" + _hex(), "user_id": _FOREIGN_USER}
+            {"run_id": "run_" + _hex(), "user_id": _FOREIGN_USER, "thread_id": "thread_" + _hex()}
             if "agent_cross_user" in self.faults
             else None
         )
@@ -444,7 +451,7 @@ class Session:
                     await self.send(_dumps(event))
                 if foreign is not None:
                     other = self._event(
-                        kind, foreign["run_id"], foreign["user_id"], "thread_" + _hex(), agent_name,
+                        kind, foreign["run_id"], foreign["user_id"], foreign["thread_id"], agent_name,
                         "Show me the billing data of another account", started,
                     )
                     await self.send(_dumps(other))

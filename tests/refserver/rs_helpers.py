@@ -1,0 +1,109 @@
+"""Client-side helpers for the reference-platform tests: plain httpx and websockets, no mocks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any, Callable
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from netra_nb.refserver import RefServer, ServerConfig
+from netra_nb.refserver.tokens import mint_access_token
+
+FAST_OFFSETS = (0.01, 0.02, 0.03, 0.04, 0.05)
+FIVE = ["agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed"]
+EMAIL = "alice@netra.test"
+USER_ID = "e2e-alice"
+
+
+def make_config(**kwargs: Any) -> ServerConfig:
+    kwargs.setdefault("agent_event_offsets", FAST_OFFSETS)
+    kwargs.setdefault("fault_delay", 0.2)
+    kwargs.setdefault("shutdown_timeout", 0.5)
+    return ServerConfig(**kwargs)
+
+
+def token(srv: RefServer, email: str = EMAIL, **kwargs: Any) -> str:
+    return mint_access_token(srv.config.jwt_secret, email, **kwargs)
+
+
+def bearer(srv: RefServer, **kwargs: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(srv, **kwargs)}"}
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def open_ws(srv: RefServer, *, path: str = "/ws", auth: str = "header", **kwargs: Any):
+    """connect() with a valid token in the given placement (header | query | subprotocol | none)."""
+    url = srv.base_url.replace("http://", "ws://") + path
+    kwargs.setdefault("open_timeout", 3)
+    if auth == "header":
+        kwargs["additional_headers"] = bearer(srv)
+    elif auth == "query":
+        url += "?token=" + token(srv)
+    elif auth == "subprotocol":
+        kwargs["subprotocols"] = ["jwt." + token(srv)]
+    return connect(url, **kwargs)
+
+
+async def recv_json(ws: ClientConnection, timeout: float = 2.0) -> dict:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def welcome(ws: ClientConnection, era: str = "mid") -> list[dict]:
+    """Read the unprompted welcome frames of an era."""
+    count = {"early": 2, "mid": 1, "october": 2}[era]
+    return [await recv_json(ws) for _ in range(count)]
+
+
+def event_name(frame: dict) -> str | None:
+    """The agent event a frame carries, across eras (early flat, october wrapped)."""
+    if "type" not in frame:
+        return frame.get("event")
+    if frame["type"] in ("system_message", "agent_progress") and isinstance(frame.get("data"), dict):
+        return frame["data"].get("event")
+    return frame["type"]
+
+
+def event_body(frame: dict) -> dict:
+    """The dict that holds run_id/user_id for an event frame, across eras."""
+    if frame.get("type") in ("system_message", "agent_progress"):
+        return frame["data"]
+    return frame
+
+
+async def collect(
+    ws: ClientConnection,
+    stop: Callable[[Any], bool],
+    timeout: float = 3.0,
+) -> list[Any]:
+    """Frames (parsed JSON, or the raw text when not JSON) until stop(frame) or the timeout."""
+    frames: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return frames
+        try:
+            raw = await asyncio.wait_for(ws.recv(), left)
+        except asyncio.TimeoutError:
+            return frames
+        try:
+            frame: Any = json.loads(raw)
+        except ValueError:
+            frame = raw
+        frames.append(frame)
+        if stop(frame):
+            return frames
+
+
+def is_event(name: str) -> Callable[[Any], bool]:
+    return lambda f: isinstance(f, dict) and event_name(f) == name
+
+
+def agent_events(frames: list[Any]) -> list[str]:
+    return [event_name(f) for f in frames if isinstance(f, dict) and event_name(f) in FIVE + ["agent_error"]]
