@@ -333,11 +333,11 @@ class Session:
             msg, parse_error = None, str(exc)
 
         mtype = msg.get("type") if isinstance(msg, dict) else None
-        if "ws_1011_on_message" in self.faults and not self.got_message:
-            if not (self.era == "october" and mtype == "handshake_acknowledged"):
+        if not (self.era == "october" and mtype == "handshake_acknowledged"):
+            if "ws_1011_on_message" in self.faults and not self.got_message:
                 await self.close(1011, "Internal error")
                 return
-        self.got_message = True
+            self.got_message = True
 
         if parse_error is not None:
             await self.send_obj(

@@ -1,6 +1,8 @@
-"""Fixtures of the reference-platform suite: real servers on loopback, stopped after each test."""
+"""Fixtures of the reference-platform suite: real servers on loopback."""
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -9,9 +11,15 @@ from netra_nb.refserver import RefServer
 from rs_helpers import make_config
 
 
+def _stop_all(servers: list[RefServer]) -> None:
+    if servers:
+        with ThreadPoolExecutor(len(servers)) as pool:
+            list(pool.map(lambda s: s.stop(), servers))
+
+
 @pytest.fixture
 def serve():
-    """serve(**config) -> a started RefServer (fast offsets and delays unless overridden)."""
+    """serve(**config) -> a started RefServer of this test alone (use it to stop it or hang it)."""
     started: list[RefServer] = []
 
     def _serve(**kwargs) -> RefServer:
@@ -20,12 +28,26 @@ def serve():
         return srv
 
     yield _serve
-    for srv in started:
-        srv.stop()
+    _stop_all(started)
 
 
-@pytest.fixture(scope="module")
-def mid_server():
-    """One healthy mid-era server shared by a module's read-only tests."""
-    with RefServer(make_config()) as srv:
-        yield srv
+@pytest.fixture(scope="session")
+def shared():
+    """shared(**config) -> a started RefServer shared by every test asking for the same config
+    (tests that use it must not stop it)."""
+    cache: dict[str, RefServer] = {}
+
+    def _get(**kwargs) -> RefServer:
+        key = repr(sorted(kwargs.items()))
+        if key not in cache:
+            cache[key] = RefServer(make_config(**kwargs)).start()
+        return cache[key]
+
+    yield _get
+    _stop_all(list(cache.values()))
+
+
+@pytest.fixture
+def mid_server(shared):
+    """The healthy mid-era server."""
+    return shared()

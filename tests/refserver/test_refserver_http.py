@@ -155,8 +155,8 @@ def test_e2e_endpoint_401s(mid_server):
     assert r.status_code == 401 and r.json() == {"detail": "Invalid E2E bypass key"}
 
 
-def test_http_latency_is_added(serve):
-    srv = serve(http_latency=0.25)
+def test_http_latency_is_added(shared):
+    srv = shared(http_latency=0.25)
     t0 = time.perf_counter()
     assert get(srv, "/health").status_code == 200
     assert time.perf_counter() - t0 >= 0.25

@@ -250,8 +250,8 @@ def test_other_frames(mid_server):
     run(go())
 
 
-def test_heartbeats_when_idle(serve):
-    srv = serve(heartbeat_interval=0.15)
+def test_heartbeats_when_idle(shared):
+    srv = shared(heartbeat_interval=0.15)
 
     async def go():
         async with open_ws(srv) as ws:
@@ -264,8 +264,8 @@ def test_heartbeats_when_idle(serve):
     run(go())
 
 
-def test_concurrent_runs_on_one_connection(serve):
-    srv = serve(agent_event_offsets=(0.05, 0.1, 0.15, 0.2, 0.25))
+def test_concurrent_runs_on_one_connection(shared):
+    srv = shared(agent_event_offsets=(0.05, 0.1, 0.15, 0.2, 0.25))
 
     async def go():
         async with open_ws(srv) as ws:
@@ -305,8 +305,8 @@ def test_event_offsets_are_honoured(serve):
         assert want - 0.02 <= got <= want + 0.25
 
 
-def test_idle_timeout_closes_main_cleanup(serve):
-    srv = serve(idle_timeout=0.3, heartbeat_interval=0.1)
+def test_idle_timeout_closes_main_cleanup(shared):
+    srv = shared(idle_timeout=0.3, heartbeat_interval=0.1)
 
     async def go():
         async with open_ws(srv) as ws:

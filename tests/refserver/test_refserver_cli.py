@@ -1,0 +1,96 @@
+"""`python -m netra_nb.refserver` / serve_main: URLs and secrets printed, runs until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from netra_nb.refserver import serve_main
+
+SECRET_ENVS = ("JWT_SECRET_KEY", "JWT_SECRET_STAGING", "E2E_OAUTH_SIMULATION_KEY")
+
+
+def _start(args: list[str], env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen, list[str]]:
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENVS}
+    env.update(env_extra or {})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netra_nb.refserver", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if "Ctrl+C" in line:
+            return proc, lines
+    proc.kill()
+    raise AssertionError(f"no ready line: {lines} {proc.stderr.read()}")
+
+
+def _stop(proc: subprocess.Popen, sig: int) -> int:
+    proc.send_signal(sig)
+    try:
+        return proc.wait(5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_generates_and_prints_secrets(sig):
+    proc, lines = _start(["--fault", "agent_error,http_mcp_500", "--agent-seconds", "0.2"])
+    try:
+        text = "\n".join(lines)
+        base_url = re.search(r"base_url:\s+(http://127\.0\.0\.1:\d+)", text).group(1)
+        assert re.search(r"ws_url:\s+ws://127\.0\.0\.1:\d+/ws", text)
+        assert re.search(r"auth_url:\s+http://127\.0\.0\.1:\d+", text)
+        exports = dict(re.findall(r"export (\w+)=(\S+)", text))
+        assert set(exports) == set(SECRET_ENVS)
+        assert exports["JWT_SECRET_KEY"] == exports["JWT_SECRET_STAGING"]
+        assert httpx.get(base_url + "/health").json()["status"] == "healthy"
+        assert httpx.get(base_url + "/api/mcp/servers").status_code == 500
+        r = httpx.post(base_url + "/auth/e2e/test-auth", headers={"X-E2E-Bypass-Key": exports["E2E_OAUTH_SIMULATION_KEY"]})
+        assert r.status_code == 200
+    finally:
+        t0 = time.monotonic()
+        rc = _stop(proc, sig)
+    assert rc == 0
+    assert time.monotonic() - t0 < 3
+
+
+def test_serve_takes_secrets_from_the_environment():
+    env = {"JWT_SECRET_STAGING": "s" * 40, "E2E_OAUTH_SIMULATION_KEY": "k" * 40}
+    proc, lines = _start(["--era", "october"], env)
+    try:
+        text = "\n".join(lines)
+        assert "export" not in text
+        assert "s" * 40 not in text and "k" * 40 not in text
+        base_url = re.search(r"base_url:\s+(\S+)", text).group(1)
+        r = httpx.post(base_url + "/auth/e2e/test-auth", headers={"X-E2E-Bypass-Key": "k" * 40})
+        assert r.status_code == 200
+    finally:
+        assert _stop(proc, signal.SIGTERM) == 0
+
+
+def test_serve_rejects_unknown_fault(capsys):
+    assert serve_main(["--fault", "ws_1011_after_welcome,not_a_fault", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "not_a_fault" in err and "ws_drop_1006" in err
+
+
+def test_serve_rejects_bad_usage(capsys):
+    assert serve_main(["--era", "november"]) == 2
+    assert serve_main(["--port", "0", "--agent-seconds", "0"]) == 2

@@ -1,0 +1,562 @@
+"""Every fault profile: its raw observable behaviour on the wire, and its ``expected`` map checked
+against simple client probes (the checks it names break, every other check keeps working)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidStatus,
+    NegotiationError,
+)
+
+from netra_nb.refserver import CHECKS, FAULTS, WS_CHECKS, RefServer
+
+from rs_helpers import (
+    FIVE,
+    USER_ID,
+    agent_events,
+    bearer,
+    collect,
+    event_name,
+    is_event,
+    make_config,
+    open_ws,
+    recv_json,
+    run,
+    token,
+    welcome,
+)
+
+START = {"type": "start_agent", "payload": {"user_request": "Analyze test data", "agent_type": "triage"}}
+
+# design.md's category codes
+CATEGORIES = {
+    "ok", "dns_failure", "connection_refused", "connect_timeout", "tls_error", "read_timeout",
+    "http_unavailable", "http_server_error", "http_auth_rejected", "http_not_found", "http_client_error",
+    "health_degraded", "contract_mismatch", "ws_upgrade_auth_rejected", "ws_route_missing",
+    "ws_upgrade_unavailable", "ws_upgrade_server_error", "ws_handshake_timeout", "ws_subprotocol_mismatch",
+    "ws_internal_error", "ws_keepalive_timeout", "ws_policy_violation", "ws_closed_early", "ws_abnormal_close",
+    "ws_error_frame", "agent_no_events", "agent_incomplete", "agent_failed", "agent_empty_result",
+    "agent_event_order", "cross_user_leak", "fake_fast", "no_network_io", "mock_fallback", "config_error",
+    "client_error", "unknown",
+}
+ALL_CHECKS = [c for phase in CHECKS.values() for c in phase]
+
+
+def fault_server(shared, *faults: str, **extra) -> RefServer:
+    """The server of a fault profile, shared with the expected-map test of the same profile."""
+    extra.setdefault("fault_delay", 0.1)
+    extra.setdefault("heartbeat_interval", 0.1)
+    return shared(faults=tuple(faults), **extra)
+
+
+def is_type(t: str):
+    return lambda f: isinstance(f, dict) and f.get("type") == t
+
+
+def test_fault_table_is_well_formed():
+    assert len(FAULTS) == 26
+    for name, fault in FAULTS.items():
+        assert fault.name == name
+        assert fault.area in ("ws", "agent", "http")
+        assert name.startswith({"ws": "ws_", "agent": "agent_", "http": "http_"}[fault.area])
+        assert fault.summary and "\n" not in fault.summary
+        assert fault.expected, name
+        assert set(fault.expected) <= set(ALL_CHECKS), name
+        assert set(fault.expected.values()) <= CATEGORIES - {"ok"}, name
+
+
+# ============================================================================ raw behaviour
+
+
+async def _invalid_status(srv: RefServer, *, path: str = "/ws", auth: str = "header", **kw) -> tuple[int, bytes]:
+    with pytest.raises(InvalidStatus) as info:
+        async with open_ws(srv, path=path, auth=auth, **kw):
+            pass
+    return info.value.response.status_code, info.value.response.body or b""
+
+
+async def _closed_after_welcome(srv: RefServer, era: str = "mid") -> tuple[list, ConnectionClosed]:
+    async with open_ws(srv) as ws:
+        frames = await welcome(ws, era)
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), 2)
+        return frames, info.value, ws.protocol.close_code
+
+
+@pytest.mark.parametrize("era", ["early", "mid", "october"])
+def test_ws_1011_after_welcome(shared, era):
+    srv = fault_server(shared, "ws_1011_after_welcome", era=era)
+    frames, exc, code = run(_closed_after_welcome(srv, era))
+    assert isinstance(exc, ConnectionClosedError)
+    assert exc.rcvd.code == 1011 and exc.rcvd.reason == "Internal error"
+
+
+def test_ws_1011_on_message(shared):
+    srv = fault_server(shared, "ws_1011_on_message")
+
+    async def go():
+        async with open_ws(srv) as ws:
+            await welcome(ws)
+            quiet = await collect(ws, lambda f: False, 0.3)  # open while the client is silent
+            assert {f["type"] for f in quiet} <= {"heartbeat"}
+            await ws.send(json.dumps({"type": "ping"}))
+            with pytest.raises(ConnectionClosedError) as info:
+                await asyncio.wait_for(ws.recv(), 2)
+            return info.value
+
+    exc = run(go())
+    assert exc.rcvd.code == 1011 and exc.rcvd.reason == "Internal error"
+
+
+def test_ws_1011_on_message_spares_the_october_handshake(shared):
+    srv = fault_server(shared, "ws_1011_on_message", era="october")
+
+    async def go():
+        async with open_ws(srv) as ws:
+            _, handshake = await welcome(ws, "october")
+            await ws.send(json.dumps({"type": "handshake_acknowledged", "thread_id": handshake["thread_id"]}))
+            assert (await collect(ws, is_type("handshake_complete")))[-1]["type"] == "handshake_complete"
+            await ws.send(json.dumps(START))
+            with pytest.raises(ConnectionClosedError) as info:
+                await asyncio.wait_for(ws.recv(), 2)
+            return info.value.rcvd.code
+
+    assert run(go()) == 1011
+
+
+def test_ws_error_frame_1011(shared):
+    srv = fault_server(shared, "ws_error_frame_1011")
+
+    async def go():
+        async with open_ws(srv) as ws:
+            err = await recv_json(ws)
+            with pytest.raises(ConnectionClosedError) as info:
+                await asyncio.wait_for(ws.recv(), 2)
+            return err, info.value
+
+    err, exc = run(go())
+    assert err["type"] == "error_message" and err["error_code"] == "CONNECTION_ERROR"
+    assert "main mode failed" in err["message"]
+    assert exc.rcvd.code == 1011
+
+
+def test_ws_close_1000_early(shared):
+    srv = fault_server(shared, "ws_close_1000_early")
+    frames, exc, code = run(_closed_after_welcome(srv))
+    assert frames[0]["type"] == "connection_established"
+    assert isinstance(exc, ConnectionClosedOK)
+    assert exc.rcvd.code == 1000 and exc.rcvd.reason == "main cleanup"
+
+
+@pytest.mark.parametrize("auth", ["header", "none"])
+def test_ws_auth_failed_1008(shared, auth):
+    srv = fault_server(shared, "ws_auth_failed_1008")
+
+    async def go():
+        async with open_ws(srv, auth=auth) as ws:
+            err = await recv_json(ws)
+            with pytest.raises(ConnectionClosedError) as info:
+                await asyncio.wait_for(ws.recv(), 2)
+            return err, info.value
+
+    err, exc = run(go())
+    assert err["type"] == "error" and err["error_code"] == "AUTH_FAILED"
+    assert exc.rcvd.code == 1008
+
+
+def test_ws_403_secret_mismatch(shared):
+    srv = fault_server(shared, "ws_403_secret_mismatch")
+    # the auth service still mints tokens; the backend refuses all of them
+    minted = httpx.post(
+        srv.auth_url + "/auth/e2e/test-auth", headers={"X-E2E-Bypass-Key": srv.config.e2e_key}, json={"email": "a@b.io"}
+    ).json()["access_token"]
+
+    async def go():
+        results = [await _invalid_status(srv, auth=a) for a in ("header", "query", "subprotocol")]
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(srv.ws_url, additional_headers={"Authorization": f"Bearer {minted}"}, open_timeout=3):
+                pass
+        results.append((info.value.response.status_code, info.value.response.body))
+        return results
+
+    for status, body in run(go()):
+        assert status == 403
+        assert "authentication failed" in json.loads(body)["detail"]
+    assert httpx.get(srv.base_url + "/ws").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/ws", "/api/v1/websocket"])
+def test_ws_403_no_route(shared, path):
+    srv = fault_server(shared, "ws_403_no_route")
+
+    async def go():
+        return [await _invalid_status(srv, path=path, auth=a) for a in ("header", "query", "subprotocol", "none")]
+
+    for status, body in run(go()):
+        assert (status, body) == (403, b"")  # a bare 403: no route, not an auth refusal
+    r = httpx.get(srv.base_url + path)
+    assert r.status_code == 200 and r.json()["service"] == "websocket"
+
+
+@pytest.mark.parametrize("fault,status", [("ws_500_upgrade", 500), ("ws_503_upgrade", 503)])
+def test_ws_upgrade_http_errors(shared, fault, status):
+    srv = fault_server(shared, fault)
+    got, body = run(_invalid_status(srv))
+    assert got == status
+    assert json.loads(body)
+    assert httpx.get(srv.base_url + "/health").status_code == 200
+
+
+def test_ws_handshake_hang_times_out_and_stop_stays_quick(serve):
+    srv = serve(faults=("ws_handshake_hang",))
+
+    async def go():
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError):
+            async with open_ws(srv, open_timeout=0.4):
+                pass
+        elapsed = time.monotonic() - t0
+        # a second handshake left hanging while the server stops
+        pending = asyncio.ensure_future(open_ws(srv, open_timeout=5).__aenter__())
+        await asyncio.sleep(0.2)
+        t1 = time.monotonic()
+        await asyncio.get_running_loop().run_in_executor(None, srv.stop)
+        stop_s = time.monotonic() - t1
+        with pytest.raises(Exception):
+            await asyncio.wait_for(pending, 3)
+        return elapsed, stop_s
+
+    elapsed, stop_s = run(go())
+    assert 0.35 < elapsed < 1.5
+    assert stop_s < 2.0
+
+
+def test_ws_drop_1006(shared):
+    srv = fault_server(shared, "ws_drop_1006")
+    frames, exc, code = run(_closed_after_welcome(srv))
+    assert frames[0]["type"] == "connection_established"
+    assert isinstance(exc, ConnectionClosedError)
+    assert exc.rcvd is None and exc.sent is None  # no close frame either way
+    assert code == 1006
+
+
+@pytest.mark.parametrize("auth", ["header", "subprotocol"])
+def test_ws_bad_subprotocol(shared, auth):
+    srv = fault_server(shared, "ws_bad_subprotocol")
+
+    async def go():
+        with pytest.raises(NegotiationError) as info:
+            async with open_ws(srv, auth=auth):
+                pass
+        return str(info.value)
+
+    msg = run(go())
+    assert ("no subprotocols supported" if auth == "header" else "unsupported subprotocol") in msg
+
+
+def test_ws_ignore_pings(shared):
+    srv = fault_server(shared, "ws_ignore_pings")
+
+    async def go():
+        t0 = time.monotonic()
+        async with open_ws(srv, ping_interval=0.3, ping_timeout=0.3, close_timeout=0.2) as ws:
+            await welcome(ws)
+            await ws.send(json.dumps({"type": "ping"}))
+            seen = []
+            with pytest.raises(ConnectionClosedError) as info:
+                while True:
+                    seen.append((await recv_json(ws, 3))["type"])
+            return seen, info.value, time.monotonic() - t0
+
+    seen, exc, elapsed = run(go())
+    assert "pong" not in seen and "heartbeat" in seen  # the server writes but never reads
+    assert exc.rcvd is None
+    assert exc.sent.code == 1011 and exc.sent.reason == "keepalive ping timeout"
+    assert elapsed < 3
+
+
+# ---------------------------------------------------------------------------- agent faults
+
+
+async def _agent_frames(srv: RefServer, until=None, timeout: float = 1.0) -> list:
+    async with open_ws(srv) as ws:
+        await welcome(ws)
+        await ws.send(json.dumps(START))
+        return await collect(ws, until or is_event("agent_completed"), timeout)
+
+
+def test_agent_swallowed(shared):
+    srv = fault_server(shared, "agent_swallowed")
+    frames = run(_agent_frames(srv, until=lambda f: False, timeout=0.8))
+    assert frames and all(isinstance(f, dict) for f in frames)
+    assert {f["type"] for f in frames} <= {"ack", "heartbeat", "ping"}
+    assert frames[0]["type"] == "ack" and frames[0]["received_type"] == "start_agent"
+    assert "heartbeat" in {f["type"] for f in frames}
+
+
+def test_agent_stops_after_tool(shared):
+    srv = fault_server(shared, "agent_stops_after_tool")
+
+    async def go():
+        async with open_ws(srv) as ws:
+            await welcome(ws)
+            await ws.send(json.dumps(START))
+            frames = await collect(ws, lambda f: False, 0.6)
+            await ws.send(json.dumps({"type": "ping"}))  # the connection stays open
+            return frames, (await collect(ws, is_type("pong")))[-1]
+
+    frames, pong = run(go())
+    assert agent_events(frames) == FIVE[:3]
+    assert pong["type"] == "pong"
+
+
+def test_agent_error(shared):
+    srv = fault_server(shared, "agent_error")
+    frames = run(_agent_frames(srv, until=is_event("agent_error")))
+    assert agent_events(frames) == ["agent_started", "agent_error"]
+    assert frames[-1]["data"]["error_message"]
+
+
+def test_agent_no_result(shared):
+    srv = fault_server(shared, "agent_no_result")
+    frames = run(_agent_frames(srv))
+    assert agent_events(frames) == FIVE
+    assert not frames[-1]["data"]["result"]
+
+
+def test_agent_out_of_order(shared):
+    srv = fault_server(shared, "agent_out_of_order")
+    events = agent_events(run(_agent_frames(srv)))
+    assert sorted(events) == sorted(FIVE) and events != FIVE
+    assert events.index("tool_completed") < events.index("tool_executing")
+
+
+def test_agent_cross_user(shared):
+    srv = fault_server(shared, "agent_cross_user")
+    frames = run(_agent_frames(srv, until=lambda f: False, timeout=0.5))
+    users = {f["user_id"] for f in frames if event_name(f) in FIVE}
+    runs = {f["run_id"] for f in frames if event_name(f) in FIVE}
+    assert USER_ID in users and len(users) == 2 and len(runs) == 2
+    own = [event_name(f) for f in frames if event_name(f) in FIVE and f["user_id"] == USER_ID]
+    assert own == FIVE  # the session's own run is intact
+
+
+def test_agent_non_json(shared):
+    srv = fault_server(shared, "agent_non_json")
+    frames = run(_agent_frames(srv))
+    garbage = [f for f in frames if isinstance(f, str)]
+    assert len(garbage) == 2
+    for g in garbage:
+        with pytest.raises(ValueError):
+            json.loads(g)
+    assert agent_events(frames) == ["agent_started", "tool_executing", "agent_completed"]
+
+
+# ---------------------------------------------------------------------------- HTTP faults
+
+
+def test_http_503_startup(shared):
+    srv = fault_server(shared, "http_503_startup")
+    for path in ("/health", "/api/health", "/api/discovery/services", "/api/mcp/servers", "/ws", "/nope"):
+        t0 = time.perf_counter()
+        r = httpx.get(srv.base_url + path, timeout=3)
+        assert time.perf_counter() - t0 >= 0.1
+        assert r.status_code == 503
+        assert r.json() == {"status": "unhealthy", "message": "Startup in progress"}
+    r = httpx.post(srv.auth_url + "/auth/e2e/test-auth", headers={"X-E2E-Bypass-Key": srv.config.e2e_key})
+    assert r.status_code == 503
+    status, body = run(_invalid_status(srv))
+    assert status == 503 and json.loads(body)["message"] == "Startup in progress"
+
+
+def test_http_split_health(shared):
+    srv = fault_server(shared, "http_split_health")
+    r = httpx.get(srv.base_url + "/health")
+    assert r.status_code == 503 and r.json()["status"] == "unhealthy"
+    r = httpx.get(srv.base_url + "/api/health")
+    assert r.status_code == 200 and r.json()["status"] == "healthy"
+
+
+def test_http_degraded(shared):
+    srv = fault_server(shared, "http_degraded")
+    body = httpx.get(srv.base_url + "/api/health").json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["redis"]["status"] == "unhealthy"
+    assert httpx.get(srv.base_url + "/health").json()["status"] == "healthy"
+
+
+def test_http_mcp_500(shared):
+    srv = fault_server(shared, "http_mcp_500")
+    r = httpx.get(srv.base_url + "/api/mcp/servers")
+    assert r.status_code == 500 and r.json() == {"error": "Internal server error"}
+    assert httpx.get(srv.base_url + "/health").json()["status"] == "healthy"
+
+
+def test_http_health_hang_and_stop_stays_quick(serve):
+    srv = serve(faults=("http_health_hang",))
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(srv.base_url + "/health", timeout=httpx.Timeout(5, read=0.4))
+    assert httpx.get(srv.base_url + "/api/health").status_code == 200
+
+    async def go():  # stop while a request hangs
+        async with httpx.AsyncClient(timeout=5) as client:
+            pending = asyncio.ensure_future(client.get(srv.base_url + "/health"))
+            await asyncio.sleep(0.2)
+            t0 = time.monotonic()
+            await asyncio.get_running_loop().run_in_executor(None, srv.stop)
+            stop_s = time.monotonic() - t0
+            try:
+                await asyncio.wait_for(pending, 3)
+            except Exception:
+                pass
+            return stop_s
+
+    assert run(go()) < 2.0
+
+
+def test_http_e2e_401(shared):
+    srv = fault_server(shared, "http_e2e_401")
+    url = srv.auth_url + "/auth/e2e/test-auth"
+    r = httpx.post(url, headers={"X-E2E-Bypass-Key": srv.config.e2e_key})
+    assert r.status_code == 401 and r.json() == {"detail": "Invalid E2E bypass key"}
+    assert httpx.post(url).json() == {"detail": "E2E bypass key required"}
+
+
+def test_faults_combine(shared):
+    srv = fault_server(shared, "http_mcp_500", "agent_error", "http_degraded")
+    assert httpx.get(srv.base_url + "/api/mcp/servers").status_code == 500
+    assert httpx.get(srv.base_url + "/api/health").json()["status"] == "degraded"
+    frames = run(_agent_frames(srv, until=is_event("agent_error")))
+    assert agent_events(frames) == ["agent_started", "agent_error"]
+
+
+def test_every_fault_has_a_raw_behaviour_test():
+    import sys
+
+    source = open(sys.modules[__name__].__file__).read()
+    missing = [name for name in FAULTS if f'"{name}"' not in source.split("# ====")[1]]
+    assert not missing
+
+
+# ============================================================================ expected maps
+
+# Simple, strict client probes, one per check: True when the check would pass.
+
+
+async def _http_ok(srv: RefServer, method: str, path: str, validate, **kw) -> bool:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(2, read=0.8)) as client:
+        try:
+            r = await client.request(method, srv.base_url + path, **kw)
+        except httpx.HTTPError:
+            return False
+    if r.status_code != 200:
+        return False
+    try:
+        return bool(validate(r.json()))
+    except Exception:
+        return False
+
+
+async def _ws_probe(srv: RefServer, body) -> bool:
+    try:
+        async with open_ws(srv, open_timeout=0.8, ping_interval=0.3, ping_timeout=0.3, close_timeout=0.2) as ws:
+            frame = await recv_json(ws, 1.0)
+            if frame.get("type") != "connection_established":
+                return False
+            return bool(await body(ws))
+    except (ConnectionClosed, InvalidStatus, NegotiationError, TimeoutError, asyncio.TimeoutError, OSError, ValueError):
+        return False
+
+
+async def _grace(ws) -> bool:
+    try:  # the session must stay usable a moment after the welcome
+        await asyncio.wait_for(ws.recv(), 0.25)
+    except asyncio.TimeoutError:
+        return True
+    return True
+
+
+async def _ping(ws) -> bool:
+    await ws.send(json.dumps({"type": "ping"}))
+    frames = await collect(ws, lambda f: isinstance(f, dict) and f.get("type") == "pong", 1.0)
+    return bool(frames) and frames[-1].get("type") == "pong"
+
+
+async def _agent_run(ws) -> bool:
+    await ws.send(json.dumps(START))
+    frames = await collect(ws, lambda f: isinstance(f, dict) and event_name(f) in ("agent_completed", "agent_error"), 1.0)
+    if any(not isinstance(f, dict) for f in frames):
+        return False
+    events = [f for f in frames if event_name(f) in FIVE + ["agent_error"]]
+    return (
+        [event_name(f) for f in events] == FIVE
+        and {f["user_id"] for f in events} == {USER_ID}
+        and len({f["run_id"] for f in events}) == 1
+        and bool(events[-1]["data"].get("result"))
+    )
+
+
+async def _invalid_json(ws) -> bool:
+    await ws.send("{oops")
+    frame = await recv_json(ws, 1.0)
+    return frame.get("type") == "error_message" and frame.get("error_code") == "JSON_PARSE_ERROR"
+
+
+async def _empty_request(ws) -> bool:
+    await ws.send(json.dumps({"type": "start_agent", "payload": {"user_request": ""}}))
+    frame = await recv_json(ws, 1.0)
+    return frame == {"type": "error", "message": "Please enter a message"}
+
+
+def _probes(srv: RefServer) -> dict:
+    key = {"X-E2E-Bypass-Key": srv.config.e2e_key}
+    return {
+        "health": lambda: _http_ok(srv, "GET", "/health", lambda b: b["status"] == "healthy"),
+        "api_health": lambda: _http_ok(srv, "GET", "/api/health", lambda b: b["status"] == "healthy"),
+        "service_discovery": lambda: _http_ok(srv, "GET", "/api/discovery/services", lambda b: len(b["services"]) == 3),
+        "auth_token": lambda: _http_ok(srv, "POST", "/auth/e2e/test-auth", lambda b: b["access_token"], headers=key, json={"email": "a@b.io"}),
+        "websocket_connect": lambda: _ws_probe(srv, _grace),
+        "websocket_ping": lambda: _ws_probe(srv, _ping),
+        "agent_discovery": lambda: _http_ok(srv, "GET", "/api/mcp/servers", lambda b: b["data"]),
+        "agent_configuration": lambda: _http_ok(srv, "GET", "/api/mcp/config", lambda b: b["websocket"]),
+        "agent_status": lambda: _http_ok(srv, "GET", "/api/agents/status", lambda b: isinstance(b, list)),
+        "agent_execute": lambda: _http_ok(srv, "POST", "/api/agents/execute", lambda b: b["agent"], json={"type": "t", "message": "m"}),
+        "agent_run": lambda: _ws_probe(srv, _agent_run),
+        "ws_invalid_json": lambda: _ws_probe(srv, _invalid_json),
+        "ws_empty_request": lambda: _ws_probe(srv, _empty_request),
+    }
+
+
+def test_probes_pass_on_a_healthy_server(shared):
+    srv = fault_server(shared)
+
+    async def go():
+        probes = _probes(srv)
+        return dict(zip(probes, await asyncio.gather(*(p() for p in probes.values()))))
+
+    results = run(go())
+    assert set(results) == set(ALL_CHECKS)
+    assert all(results.values()), results
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+def test_expected_map_matches_what_breaks(shared, name):
+    srv = fault_server(shared, name)
+
+    async def go():
+        probes = _probes(srv)
+        return dict(zip(probes, await asyncio.gather(*(p() for p in probes.values()))))
+
+    results = run(go())
+    broken = {check for check, ok in results.items() if not ok}
+    assert broken == set(FAULTS[name].expected), results
