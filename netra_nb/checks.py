@@ -23,7 +23,7 @@ import httpx
 from . import auth
 from .frames import AGENT_EVENTS
 from .http import HttpObservation, http_call, new_client
-from .judge import Verdict, judge_agent_run, judge_http, judge_reply, judge_welcome
+from .judge import Verdict, judge_agent_run, judge_http, judge_reply, judge_session_end, judge_welcome, judge_ws_failure
 from .params import ConfigError, Params
 from .records import Frame, Record, append_jsonl, utc_now
 from .redact import redact
@@ -80,6 +80,7 @@ class Context:
         self.user_id: str | None = None
         self._token_outcome: Outcome | None = None
         self._probe_cache: dict[str, str] = {}
+        self._tokenless: WsObservation | None = None
         self.records: list[Record] = []
         self.frames: list[Frame] = []
 
@@ -235,15 +236,34 @@ class Context:
         kw.setdefault("open_timeout", p.timeout_ws_open)
         return WsSession(url or p.ws_url, self.token if token is ... else token, p.auth.placement, **kw)
 
+    @property
+    def probe_timeout(self) -> float:
+        return min(5.0, self.params.timeout_ws_open)
+
     async def token_or_outcome(self) -> Outcome | None:
-        """Make sure a token exists; an Outcome to return when it could not be obtained."""
+        """Make sure a token exists; an Outcome to return when it could not be obtained.
+
+        Without a token the WebSocket check cannot run as such, but the upgrade is still tried
+        once without one: a 5xx, a timeout or a refused connection there is the more fundamental
+        failure and is reported instead of the token's.
+        """
         got = await self.ensure_token()
-        if self.params.auth.method != "none" and self.token is None:
-            v = got.verdict if got else Verdict("error", "config_error", "no token", "")
-            return Outcome(Verdict(v.status if v.status != "pass" else "error", v.category,
-                                   f"no token, so no WebSocket check: {v.message}", v.detail),
-                           http=got.http if got else None)
-        return None
+        if self.params.auth.method == "none" or self.token is not None:
+            return None
+        v = got.verdict if got else Verdict("error", "config_error", "no token", "")
+        if self._tokenless is None:
+            s = self.session(None, open_timeout=self.probe_timeout)
+            await s.open()
+            await s.close()
+            self._tokenless = s.obs
+        failure = judge_ws_failure(self._tokenless)
+        if failure is not None and failure.category not in ("ws_upgrade_auth_rejected", "ws_route_missing"):
+            return Outcome(Verdict("fail", failure.category,
+                                   f"{failure.message} (tried without a token: the token endpoint failed too)",
+                                   f"{failure.detail}; token: {v.message}"), ws=[self._tokenless])
+        return Outcome(Verdict(v.status if v.status not in ("pass", "degraded") else "error", v.category,
+                               f"no token, so no WebSocket check: {v.message}", v.detail),
+                       http=got.http if got else None)
 
     async def explain_rejection(self, obs: WsObservation, verdict: Verdict) -> Verdict:
         """Differential probes for a 401/403 on the upgrade: route missing, or credentials?
@@ -355,8 +375,7 @@ async def check_ws_connect(ctx: Context) -> Outcome:
     await s.close()
     verdict = judge_welcome(s.obs, ctx.params.sla_http)
     if verdict.status in ("pass", "degraded") and s.obs.close_code is not None:
-        from .judge import _session_problem
-        verdict = _session_problem(s.obs, "welcome received, then the connection ended")
+        verdict = judge_session_end(s.obs, "welcome received, then the connection ended")
     return Outcome(await ctx.explain_rejection(s.obs, verdict), ws=[s.obs])
 
 
@@ -368,7 +387,9 @@ async def _request_reply(ctx: Context, message: Any, expected: Callable[[Any], b
     if s.obs.welcome is not None and s.obs.close_code is None:
         sent = await s.send(message)
         if sent:
-            await s.receive_until(lambda f: expected(f.norm), time.perf_counter() + ctx.params.timeout_ws_open)
+            got = await s.receive_until(lambda f: expected(f.norm), time.perf_counter() + ctx.params.timeout_ws_open)
+            if got is None:
+                await s.ping_probe(ctx.probe_timeout)
     await s.close()
     verdict = judge_reply(s.obs, expected=expected, expectation=expectation, request_sent=sent, sla_s=ctx.params.sla_http)
     return Outcome(await ctx.explain_rejection(s.obs, verdict), ws=[s.obs])
@@ -479,6 +500,9 @@ async def agent_run_session(ctx: Context, token: str | None, user_id: str | None
         done = await s.receive_until(
             lambda f: f.norm.event in ("agent_completed", "agent_error", "agent_failed"), end)
         deadline_reached = done is None and s.obs.close_code is None
+        if deadline_reached:
+            # Silence: is the server alive (it answers a protocol ping) or stuck?
+            await s.ping_probe(ctx.probe_timeout)
         if done is not None and done.norm.event == "agent_completed":
             seen = set(s.obs.events())
             if not set(AGENT_EVENTS) <= seen:

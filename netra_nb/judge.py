@@ -23,6 +23,7 @@ __all__ = [
     "judge_welcome",
     "judge_agent_run",
     "judge_reply",
+    "judge_session_end",
     "close_category",
     "status_for_duration",
 ]
@@ -256,7 +257,7 @@ def judge_welcome(obs: Any, sla_s: float | None = None) -> Verdict:
     if failed:
         return failed
     if obs.welcome is None:
-        return _session_problem(obs, "no welcome (connection_established) frame")
+        return judge_session_end(obs, "no welcome (connection_established) frame")
     status = status_for_duration(obs.welcome_s or 0.0, sla_s)
     ident = _welcome_ids(obs)
     return Verdict(status, "ok", f"WebSocket open in {obs.open_s:.3f}s, welcome after {obs.welcome_s:.3f}s{ident}",
@@ -269,7 +270,7 @@ def _welcome_ids(obs: Any) -> str:
     return f" (connection {cid})" if cid else ""
 
 
-def _session_problem(obs: Any, missing: str) -> Verdict:
+def judge_session_end(obs: Any, missing: str) -> Verdict:
     """Why a session that opened did not deliver: a close, an error frame, bad frames, or silence."""
     frames = _frames_text(obs)
     received = obs.received()
@@ -315,9 +316,9 @@ def judge_agent_run(
     if failed:
         return failed
     if obs.welcome is None:
-        return _session_problem(obs, "the session never welcomed us")
+        return judge_session_end(obs, "the session never welcomed us")
     if not request_sent:
-        return _session_problem(obs, "the request could not be sent")
+        return judge_session_end(obs, "the request could not be sent")
     received = obs.received()
     t_req = obs.first_client_message_t or 0.0
     agent_frames = [f for f in received if f.norm.event in AGENT_EVENTS + FAILURE_EVENTS]
@@ -343,7 +344,12 @@ def judge_agent_run(
         return Verdict("fail", "agent_event_order", f"agent events out of order: {problem}", f"events: {seen}; frames: {frames}")
     completed = next((f for f in agent_frames if f.norm.event == "agent_completed"), None)
     missing = [e for e in AGENT_EVENTS if e not in seen]
+    bad = [f for f in received if f.norm.event == "invalid"]
     if completed is not None:
+        if missing and bad:
+            return Verdict("fail", "contract_mismatch",
+                           f"{len(bad)} frame(s) that are not JSON objects came in place of {', '.join(missing)}",
+                           f"first bad frame: {bad[0].text[:200]}; events: {seen}; frames: {frames}")
         if missing:
             return Verdict("fail", "agent_incomplete", f"agent_completed arrived without {', '.join(missing)}",
                            f"events: {seen}; frames: {frames}")
@@ -359,17 +365,16 @@ def judge_agent_run(
                        f"result: {redact(str(result))[:400]}; frames: {frames}")
     # Not completed: why?
     if obs.close_code is not None:
-        verdict = _session_problem(obs, "the agent run did not complete")
+        verdict = judge_session_end(obs, "the agent run did not complete")
         if verdict.category != "unknown":
             return verdict
-    bad = [f for f in received if f.norm.event == "invalid"]
     if bad:
         return Verdict("fail", "contract_mismatch",
                        f"the agent run did not complete; {len(bad)} frame(s) were not JSON objects ({bad[0].norm.raw_type})",
                        f"first bad frame: {bad[0].text[:200]}; events: {seen}; frames: {frames}")
     errors = [f for f in received if f.norm.event == "error"]
     if errors and not seen:
-        return _session_problem(obs, "the agent run did not start")
+        return judge_session_end(obs, "the agent run did not start")
     limit = f"{timeout_s:.0f}s" if timeout_s else "the deadline"
     if not seen:
         others = sorted({f.norm.raw_type for f in received if f.t >= t_req})
@@ -394,9 +399,9 @@ def judge_reply(
     if failed:
         return failed
     if obs.welcome is None:
-        return _session_problem(obs, "the session never welcomed us")
+        return judge_session_end(obs, "the session never welcomed us")
     if not request_sent:
-        return _session_problem(obs, f"could not send the request for {expectation}")
+        return judge_session_end(obs, f"could not send the request for {expectation}")
     t_req = obs.first_client_message_t or 0.0
     replies = [f for f in obs.received() if f.t >= t_req]
     match = next((f for f in replies if expected(f.norm)), None)
@@ -405,7 +410,7 @@ def judge_reply(
         status = status_for_duration(elapsed, sla_s)
         return Verdict(status, "ok", f"{expectation} in {elapsed:.3f}s", f"reply: {match.text[:300]}")
     if obs.close_code is not None:
-        return _session_problem(obs, f"no {expectation}")
+        return judge_session_end(obs, f"no {expectation}")
     kinds = sorted({f.norm.raw_type for f in replies})
     return Verdict("fail", "contract_mismatch",
                    f"no {expectation}" + (f"; got only {', '.join(kinds)}" if kinds else "; silence until the deadline"),

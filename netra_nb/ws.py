@@ -297,6 +297,35 @@ class WsSession:
         obs.stage = "open"
         return obs.close_code is None
 
+    async def ping_probe(self, timeout: float) -> float | None:
+        """A protocol-level ping: the round trip in seconds, or None when no pong came.
+
+        Tells a server that is alive but silent (the pong comes back) from one that stopped
+        reading or is blocked: then the client closes with 1011, as a keepalive timeout would.
+        """
+        if self.conn is None or self.obs.close_code is not None:
+            return None
+        t = time.perf_counter()
+        try:
+            waiter = await self.conn.ping()
+            self.obs.bytes_sent += 6 + 4
+            async with asyncio.timeout(timeout):
+                await waiter
+        except TimeoutError:
+            obs = self.obs
+            obs.close_code, obs.closed_by = 1011, "client"
+            obs.close_reason = f"keepalive ping timeout: no pong within {timeout:.1f}s"
+            obs.stage = "closed"
+            obs.frames.append(WsFrame(self._now(), "close", 0, f"1011 {obs.close_reason} (client)",
+                                      Normalized("other", "close")))
+            self.conn.transport.abort()
+            return None
+        except ConnectionClosed as exc:
+            self._closed(exc)
+            return None
+        self.obs.bytes_received += 6
+        return time.perf_counter() - t
+
     # -- closing ---------------------------------------------------------------------------
     def _closed(self, exc: ConnectionClosed) -> None:
         obs = self.obs

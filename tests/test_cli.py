@@ -1,0 +1,115 @@
+"""The CLI as a user meets it: exit codes, messages, and the run folder of design.md."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import KEY_ENV, ROOT, SECRET_ENV, write_params
+
+RUN_FILES = ["00_connectivity.ipynb", "01_agent_pipeline.ipynb", "report.ipynb", "report.html", "results.jsonl",
+             "results.parquet", "events.parquet", "summary.json", "summary.md", "junit.xml"]
+
+
+def cli(*args, cwd=ROOT, timeout=300, env=None):
+    return subprocess.run([sys.executable, "-m", "netra_nb.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def run_dir_of(proc) -> Path:
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def test_unknown_environment_exits_2_with_a_clear_message(tmp_path):
+    proc = cli("run", "nowhere", "--out", str(tmp_path))
+    assert proc.returncode == 2
+    assert "unknown environment 'nowhere'" in proc.stderr and "local" in proc.stderr
+    assert not any(tmp_path.iterdir())  # nothing run
+
+
+def test_malformed_params_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [oops\n")
+    proc = cli("run", "bad", "--params", str(bad), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "not valid YAML at line" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_secret_exits_2_naming_the_variable(tmp_path, healthy_platform):
+    f = write_params(tmp_path / "p.yaml", healthy_platform, auth={"key_env": "NETRA_TEST_NOT_SET"})
+    proc = cli("run", "test", "--params", str(f), "--out", str(tmp_path / "out"), env={"NETRA_TEST_NOT_SET": ""})
+    assert proc.returncode == 2 and "NETRA_TEST_NOT_SET" in proc.stderr
+
+
+def test_faults_lists_profiles():
+    proc = cli("faults")
+    assert proc.returncode == 0 and "ws_1011_after_welcome" in proc.stdout
+
+
+@pytest.mark.notebook
+def test_healthy_run_exits_0_with_every_file(tmp_path, healthy_platform):
+    f = write_params(tmp_path / "p.yaml", healthy_platform)
+    proc = cli("run", "test", "--params", str(f), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_dir = run_dir_of(proc)
+    assert run_dir.parent == (tmp_path / "out" / "test").resolve()
+    for name in RUN_FILES:
+        assert (run_dir / name).is_file(), name
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert rows and all(r["status"] in ("pass", "skip") for r in rows)
+    assert all(r["duration_s"] > 0 and r["bytes_received"] > 0 for r in rows if r["status"] == "pass")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["golden_path"] == {"working": True, "blocked_by": None, "phase": None}
+    assert summary["counts"].get("fail", 0) == 0 and summary["env"] == "test"
+    assert list((run_dir / "charts").glob("*.png"))
+
+
+@pytest.mark.notebook
+def test_unreachable_platform_exits_1_with_rows_that_say_so(tmp_path, unused_port):
+    f = tmp_path / "gone.yaml"
+    f.write_text(f"name: gone\nbase_url: http://127.0.0.1:{unused_port}\nws_url: ws://127.0.0.1:{unused_port}/ws\n"
+                 f"auth: {{method: local_jwt, secret_env: {SECRET_ENV}}}\ntimeouts: {{http: 2, ws_open: 2, agent_run: 2}}\n")
+    proc = cli("run", "gone", "--params", str(f), "--out", str(tmp_path / "out"), "--phase", "connectivity")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rows = [json.loads(line) for line in (run_dir_of(proc) / "results.jsonl").read_text().splitlines()]
+    assert rows and all(r["category"] == "connection_refused" for r in rows if r["status"] != "skip")
+    summary = json.loads((run_dir_of(proc) / "summary.json").read_text())
+    assert summary["golden_path"]["working"] is False
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.notebook
+def test_run_local_against_netra_nb_serve(tmp_path):
+    """`netra-nb serve` in one process, `netra-nb run local` in another, as the README says."""
+    port = _free_port()
+    env = {**os.environ, "E2E_OAUTH_SIMULATION_KEY": "serve-key-" + os.urandom(6).hex()}
+    server = subprocess.Popen([sys.executable, "-m", "netra_nb.cli", "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        local = (ROOT / "params" / "local.yaml").read_text().replace("localhost:8000", f"127.0.0.1:{port}")
+        (tmp_path / "local.yaml").write_text(local)
+        proc = subprocess.run([sys.executable, "-m", "netra_nb.cli", "run", "local", "--params", str(tmp_path / "local.yaml"),
+                               "--out", str(tmp_path / "out"), "--phase", "connectivity", "--phase", "agent_pipeline"],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert run_dir_of(proc).parent.name == "local"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
