@@ -42,6 +42,9 @@ class Outcome:
     http: HttpObservation | None = None
     ws: list[WsObservation] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # record fields to set directly
+    #: False when another check already recorded these sessions' frames (orchestration's checks
+    #: judge one fleet of sessions three ways; its frames go to events.jsonl once)
+    frames: bool = True
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,7 @@ class Context:
             outcome = Outcome(Verdict("error", "client_error", f"the check crashed: {type(exc).__name__}: {redact(str(exc))[:200]}", tb))
         duration = time.perf_counter() - t0
         record = self._record(spec, outcome, started_at, duration)
-        frames = self._frames(spec, outcome)
+        frames = self._frames(spec, outcome) if outcome.frames else []
         self.records.append(record)
         self.frames.extend(frames)
         if self.run_dir is not None:
