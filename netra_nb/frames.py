@@ -157,7 +157,10 @@ def _normalize(payload: str | bytes | Any) -> Normalized:
                 event = found
                 break
     if event is None:
-        event = "other"
+        # A type we do not know is tolerated ("other"); an object that names no type or event at
+        # all is not a frame of the contract in any era.
+        named = raw_type is not None or inner_event is not None or _name(obj.get("event")) is not None
+        event = "other" if named else "invalid"
     if event == "welcome" and raw_type == "system_message" and (data or {}).get("connection_ready") is False:
         event = "other"
 

@@ -73,7 +73,38 @@ async def http_call(
     content: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> HttpObservation:
-    """Make one request under a hard deadline of ``timeout`` seconds; never raises on failure."""
+    """Make one request under a hard deadline of ``timeout`` seconds; never raises on failure.
+
+    A GET whose reused keep-alive connection was closed by the server before it answered is
+    retried once on a fresh connection, within the same deadline (the race every browser handles).
+    """
+    t0 = time.perf_counter()
+    obs = await _call_once(client, method, url, timeout=timeout, json_body=json_body, content=content,
+                           headers=headers)
+    if (method == "GET" and isinstance(obs.exception, httpx.RemoteProtocolError)
+            and "without sending a response" in str(obs.exception)):
+        remaining = timeout - (time.perf_counter() - t0)
+        if remaining > 0.05:
+            retry = await _call_once(client, method, url, timeout=remaining, json_body=json_body, content=content,
+                                     headers=headers)
+            retry.bytes_sent += obs.bytes_sent
+            retry.bytes_received += obs.bytes_received
+            retry.duration_s = time.perf_counter() - t0
+            retry.started = t0
+            return retry
+    return obs
+
+
+async def _call_once(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    json_body: Any = None,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> HttpObservation:
     obs = HttpObservation(method=method, url=url)
     marks: dict[str, float] = {}
 

@@ -29,7 +29,7 @@ from netra_nb.frames import AGENT_EVENTS, check_order, normalize, result_of
     ({"type": "error", "message": "Please enter a message"}, "error"),
     ({"type": "agent_error", "data": {"error_message": "boom"}}, "agent_error"),
     ({"type": "something_new"}, "other"),
-    ({"no_type": 1}, "other"),
+    ({"no_type": 1}, "invalid"),
 ])
 def test_each_era_shape_normalizes(frame, event):
     assert normalize(json.dumps(frame)).event == event
