@@ -120,13 +120,17 @@ async def deny(websocket: WebSocket, response: Response) -> None:
 
 async def _wait_disconnect(websocket: WebSocket, state: "AppState") -> None:
     """Never answer the upgrade; return when the client goes away or the server stops."""
-    receive = websocket._receive  # raw ASGI receive: we never accept, so bypass Starlette's state machine
-    waiter = asyncio.ensure_future(_until_disconnect(receive))
+    waiter = asyncio.ensure_future(_until_disconnect(websocket.receive))
     try:
         while not waiter.done() and not state.stopping:
             await asyncio.wait({waiter}, timeout=0.25)
     finally:
         waiter.cancel()
+    if not waiter.done() or waiter.cancelled():  # the server stops: answer, so uvicorn logs nothing
+        try:
+            await deny(websocket, JSONResponse({"status": "unhealthy", "message": "Shutting down"}, 503))
+        except Exception:
+            pass
 
 
 async def _until_disconnect(receive) -> None:
