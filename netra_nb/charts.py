@@ -1,0 +1,455 @@
+"""The report's charts (matplotlib, no pyplot state): each function takes plain data and returns a
+:class:`~matplotlib.figure.Figure`, or ``None`` when there is nothing to draw.
+
+* :func:`durations_chart` — every check's wall time, coloured by status, its SLA and timeout marked;
+* :func:`timeline_chart` — every check as a bar on the run's time axis, phases as lanes;
+* :func:`session_chart` — one WebSocket session's frames on a time axis, the close marked;
+* :func:`failures_chart` — failing checks by category.
+
+:func:`pick_sessions` chooses which sessions to draw (all of a check's few sessions, a few
+representative ones of a check with hundreds); :func:`save` writes a figure to ``charts/<name>.png``.
+Figures are built with :class:`~matplotlib.figure.Figure` directly, so nothing is shown twice in a
+notebook and nothing leaks between calls.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+from .categories import category_info  # noqa: E402
+from .diagnosis import PHASE_ORDER  # noqa: E402
+from .records import Record  # noqa: E402
+
+__all__ = [
+    "STATUS_COLORS",
+    "SessionKey",
+    "durations_chart",
+    "timeline_chart",
+    "session_chart",
+    "pick_sessions",
+    "failures_chart",
+    "save",
+    "parse_time",
+    "parse_close",
+]
+
+STATUS_COLORS = {
+    "pass": "#2e7d32",
+    "degraded": "#ef8f00",
+    "fail": "#c62828",
+    "error": "#6a1b9a",
+    "skip": "#9e9e9e",
+}
+_AREA_COLORS = {
+    "network": "#37474f", "http": "#1565c0", "ws_upgrade": "#00838f", "ws_session": "#c62828",
+    "agent": "#ad1457", "honesty": "#ef6c00", "kit": "#6d4c41", "ok": "#2e7d32",
+}
+_MAX_ROWS = 60  # beyond this a per-check chart stops being readable
+
+
+def _get(r: Record | Mapping[str, Any], key: str, default: Any = None) -> Any:
+    return getattr(r, key, default) if isinstance(r, Record) else r.get(key, default)
+
+
+def _num(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if v == v else None
+
+
+def _phase_rank(phase: Any) -> int:
+    return PHASE_ORDER.index(phase) if phase in PHASE_ORDER else len(PHASE_ORDER)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 time (``Z`` or an offset; naive means UTC) as an aware datetime, or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def save(fig: Figure | None, run_dir: str | Path, name: str, *, dpi: int = 110) -> Path | None:
+    """Write ``fig`` to ``run_dir/charts/<name>.png`` (None for no figure); return the path."""
+    if fig is None:
+        return None
+    folder = Path(run_dir) / "charts"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{safe_name(name)}.png"
+    fig.savefig(path, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    return path
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "chart"
+
+
+def _ordered(records: Iterable[Any]) -> list[Any]:
+    return sorted(records, key=lambda r: (_phase_rank(_get(r, "phase")), str(_get(r, "started_at") or "")))
+
+
+def _status_legend(statuses: Iterable[str]) -> list[Any]:
+    statuses = set(statuses)
+    present = [s for s in STATUS_COLORS if s in statuses]
+    return [Patch(color=STATUS_COLORS[s], label=s) for s in present]
+
+
+def _limit_rows(records: list[Any]) -> tuple[list[Any], int]:
+    """At most _MAX_ROWS records: every failure first, then the slowest."""
+    if len(records) <= _MAX_ROWS:
+        return records, len(records)
+    failing = [r for r in records if _get(r, "status") in ("fail", "error")]
+    rest = sorted((r for r in records if r not in failing), key=lambda r: -(_num(_get(r, "duration_s")) or 0))
+    keep = set(map(id, (failing + rest)[:_MAX_ROWS]))
+    return [r for r in records if id(r) in keep], len(records)
+
+
+# -- durations -------------------------------------------------------------------------------
+
+def durations_chart(records: Sequence[Record | Mapping[str, Any]]) -> Figure | None:
+    """Each check's duration as a bar coloured by status, with its SLA (|) and timeout (x) marked."""
+    records = [r for r in _ordered(records) if _num(_get(r, "duration_s")) is not None]
+    if not records:
+        return None
+    records, total = _limit_rows(records)
+    durations = [max(_num(_get(r, "duration_s")) or 0.0, 0.0) for r in records]
+    marks = [v for r in records for v in (_num(_get(r, "sla_s")), _num(_get(r, "timeout_s"))) if v]
+    positive = [d for d in durations + marks if d > 0]
+    log = bool(positive) and max(positive) / max(min(positive), 1e-3) > 50
+    # On a log axis bars start at the power of ten below the fastest check (a 0 s check shows as empty).
+    floor = 10 ** math.floor(math.log10(max(min(positive), 1e-3))) if log else 0.0
+
+    n = len(records)
+    fig = Figure(figsize=(10, 1.4 + 0.32 * n))
+    ax = fig.subplots()
+    ys = list(range(n))
+    colors = [STATUS_COLORS.get(str(_get(r, "status")), "#607d8b") for r in records]
+    widths = [max(d, floor) - floor for d in durations]
+    ax.barh(ys, widths, left=floor, color=colors, height=0.65, zorder=2)
+    xmax = max(positive) if positive else 1.0
+    for y, r, d in zip(ys, records, durations):
+        label = f"{d:.3f} s" if d < 1 else f"{d:.2f} s"
+        ax.text(max(d, floor) * (1.08 if log else 1) + (0 if log else xmax * 0.01), y, label,
+                va="center", fontsize=8, color="#333333", zorder=4)
+        sla, timeout = _num(_get(r, "sla_s")), _num(_get(r, "timeout_s"))
+        if sla:
+            ax.plot([sla], [y], marker="|", markersize=14, markeredgewidth=2.2, color="black", zorder=5)
+        if timeout:
+            ax.plot([timeout], [y], marker="x", markersize=8, markeredgewidth=2, color="#b71c1c", zorder=5)
+    ax.set_yticks(ys, [f"{_get(r, 'phase')} · {_get(r, 'check')}" for r in records], fontsize=9)
+    ax.invert_yaxis()
+    if log:
+        ax.set_xscale("log")
+        ax.set_xlim(floor, xmax * 3)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_xlabel("seconds (log scale)")
+    else:
+        ax.set_xlim(0, xmax * 1.18)
+        ax.set_xlabel("seconds")
+    ax.grid(axis="x", color="#dddddd", zorder=0)
+    ax.set_axisbelow(True)
+    shown = "" if total == n else f" ({n} of {total} checks: every failure, then the slowest)"
+    ax.set_title(f"Duration of each check{shown}", loc="left", fontsize=11)
+    handles = _status_legend(_get(r, "status") for r in records)
+    if any(_num(_get(r, "sla_s")) for r in records):
+        handles.append(Line2D([], [], marker="|", markersize=12, markeredgewidth=2.2, color="black", ls="", label="SLA"))
+    if any(_num(_get(r, "timeout_s")) for r in records):
+        handles.append(Line2D([], [], marker="x", markersize=8, markeredgewidth=2, color="#b71c1c", ls="",
+                              label="timeout"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+# -- timeline --------------------------------------------------------------------------------
+
+def timeline_chart(records: Sequence[Record | Mapping[str, Any]], run_started_at: str | None = None) -> Figure | None:
+    """Every check as a bar on one time axis (seconds since the run started), grouped in phase lanes."""
+    timed = [(r, parse_time(_get(r, "started_at"))) for r in records]
+    timed = [(r, t) for r, t in timed if t is not None]
+    if not timed:
+        return None
+    origin = parse_time(run_started_at) or min(t for _, t in timed)
+    origin = min([origin] + [t for _, t in timed])
+    items = sorted(((r, (t - origin).total_seconds(), max(_num(_get(r, "duration_s")) or 0.0, 0.0)) for r, t in timed),
+                   key=lambda x: (_phase_rank(_get(x[0], "phase")), str(_get(x[0], "phase")), x[1]))
+    if len(items) > _MAX_ROWS:
+        kept, _ = _limit_rows([r for r, _, _ in items])
+        keep = set(map(id, kept))
+        total = len(items)
+        items = [x for x in items if id(x[0]) in keep]
+    else:
+        total = len(items)
+    end = max(s + d for _, s, d in items) or 1.0
+    n = len(items)
+    fig = Figure(figsize=(10, 1.6 + 0.3 * n))
+    ax = fig.subplots()
+    slowest = max(items, key=lambda x: x[2])
+    lanes: dict[str, list[int]] = {}
+    for y, (r, start, dur) in enumerate(items):
+        lanes.setdefault(str(_get(r, "phase")), []).append(y)
+        color = STATUS_COLORS.get(str(_get(r, "status")), "#607d8b")
+        width = max(dur, end * 0.004)  # a zero-length check still shows as a sliver
+        edge = "black" if r is slowest[0] else "none"
+        ax.barh(y, width, left=start, color=color, height=0.7, edgecolor=edge, linewidth=1.2, zorder=2)
+    for i, (phase, ys) in enumerate(lanes.items()):
+        if i % 2 == 0:
+            ax.axhspan(min(ys) - 0.5, max(ys) + 0.5, color="#f1f3f6", zorder=0)
+        ax.text(1.005, (min(ys) + max(ys)) / 2, phase, transform=ax.get_yaxis_transform(), va="center",
+                ha="left", fontsize=9, fontweight="bold", color="#37474f")
+    r, start, dur = slowest
+    label = f"slowest: {_get(r, 'check')} ({dur:.2f} s)"
+    if start + dur > end * 0.55 and dur > end * 0.3:  # a long bar near the end: write inside it
+        ax.text(start + dur - end * 0.01, items.index(slowest), label, ha="right", va="center", fontsize=8,
+                fontweight="bold", color="white", zorder=5)
+    else:
+        ax.annotate(label, xy=(start + dur, items.index(slowest)), xytext=(6, 0), textcoords="offset points",
+                    va="center", fontsize=8, fontweight="bold", zorder=5)
+    ax.set_yticks(range(n), [str(_get(r, "check")) for r, _, _ in items], fontsize=8)
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_xlim(0, end * 1.22)
+    ax.set_xlabel("seconds since the run started")
+    ax.grid(axis="x", color="#dddddd", zorder=0)
+    ax.set_axisbelow(True)
+    shown = "" if total == n else f" ({n} of {total} checks)"
+    ax.set_title(f"Timeline of the run, phases as lanes{shown}", loc="left", fontsize=11)
+    ax.legend(handles=_status_legend(_get(r, "status") for r, _, _ in items), loc="lower right",
+              bbox_to_anchor=(1.0, 1.0), ncol=5, fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+# -- WebSocket sessions ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SessionKey:
+    phase: str
+    check: str
+    session: int
+
+    @property
+    def name(self) -> str:
+        return safe_name(f"session_{self.phase}_{self.check}_{self.session}")
+
+
+_CLOSE = re.compile(r"^\s*(\d{3,4})\b\s*(.*)$", re.S)
+_CLIENT_REASON = "netra-nb check done"
+
+
+def parse_close(frame: Mapping[str, Any], record: Record | Mapping[str, Any] | None = None) -> tuple[int | None, str, str | None]:
+    """(code, reason, who closed) of a close frame; who is ``server``, ``client`` or None (unknown)."""
+    text = str(frame.get("text") or "")
+    m = _CLOSE.match(text)
+    code = int(m.group(1)) if m else None
+    reason = (m.group(2) if m else text).strip()
+    who: str | None = None
+    by = re.search(r"\bby (server|client)\b", text)
+    if by:
+        who = by.group(1)
+        reason = reason.replace(by.group(0), "").strip(" ,;")
+    elif reason == _CLIENT_REASON:
+        who = "client"
+    elif code == 1006:
+        who = None
+    elif record is not None and _get(record, "ws_close_code") == code and _get(record, "ws_closed_by"):
+        who = _get(record, "ws_closed_by")
+    return code, reason, who
+
+
+def _sessions(frames: Iterable[Mapping[str, Any]]) -> dict[SessionKey, list[Mapping[str, Any]]]:
+    out: dict[SessionKey, list[Mapping[str, Any]]] = {}
+    for f in frames:
+        try:
+            key = SessionKey(str(f.get("phase") or ""), str(f.get("check") or ""), int(f.get("session") or 0))
+        except (TypeError, ValueError):
+            continue
+        out.setdefault(key, []).append(f)
+    for fs in out.values():
+        fs.sort(key=lambda f: (_num(f.get("t_s")) or 0.0, _num(f.get("seq")) or 0))
+    return out
+
+
+def _abnormal(fs: list[Mapping[str, Any]]) -> bool:
+    for f in fs:
+        if f.get("direction") == "close":
+            code, _, who = parse_close(f)
+            if code not in (1000, None) or who == "server":
+                return True
+        if f.get("direction") == "received" and f.get("event") in ("error", "agent_error", "agent_failed", "invalid"):
+            return True
+    return False
+
+
+def pick_sessions(frames: Iterable[Mapping[str, Any]], records: Sequence[Record | Mapping[str, Any]] = (),
+                  *, per_check: int = 3, limit: int = 16) -> list[tuple[SessionKey, list[Mapping[str, Any]]]]:
+    """The sessions worth drawing: every session of a check with few, and for a check with many
+    (orchestration) a representative few: the first abnormal one, the longest and a typical one.
+    Sessions of failing checks come first."""
+    groups = _sessions(frames)
+    by_check: dict[tuple[str, str], list[SessionKey]] = {}
+    for key in groups:
+        by_check.setdefault((key.phase, key.check), []).append(key)
+    status = {(str(_get(r, "phase")), str(_get(r, "check"))): _get(r, "status") for r in records}
+    order = {(str(_get(r, "phase")), str(_get(r, "check"))): i for i, r in enumerate(_ordered(records))}
+    chosen: list[SessionKey] = []
+    for pc in sorted(by_check, key=lambda pc: (status.get(pc) not in ("fail", "error"), order.get(pc, 1 << 30),
+                                               _phase_rank(pc[0]), pc[1])):
+        keys = sorted(by_check[pc], key=lambda k: k.session)
+        if len(keys) <= per_check:
+            chosen.extend(keys)
+            continue
+        length = {k: max((_num(f.get("t_s")) or 0.0) for f in groups[k]) for k in keys}
+        picks: list[SessionKey] = []
+        abnormal = [k for k in keys if _abnormal(groups[k])]
+        if abnormal:
+            picks.append(abnormal[0])
+        picks.append(max(keys, key=lambda k: length[k]))
+        by_len = sorted(keys, key=lambda k: length[k])
+        picks.append(by_len[len(by_len) // 2])
+        picks.extend(keys)
+        seen: list[SessionKey] = []
+        for k in picks:
+            if k not in seen:
+                seen.append(k)
+            if len(seen) == per_check:
+                break
+        chosen.extend(seen)
+    return [(k, groups[k]) for k in chosen[:limit]]
+
+
+def session_count(frames: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], int]:
+    """How many sessions each (phase, check) has in the frames."""
+    out: dict[tuple[str, str], int] = {}
+    for key in _sessions(frames):
+        out[(key.phase, key.check)] = out.get((key.phase, key.check), 0) + 1
+    return out
+
+
+def _row_label(f: Mapping[str, Any]) -> str:
+    direction = f.get("direction")
+    if direction == "close" or f.get("event") == "close":
+        return "close"
+    if direction == "sent":
+        return f"→ {f.get('type') or f.get('event') or '?'}"
+    event = str(f.get("event") or "other")
+    if event in ("other", "invalid"):
+        return f"← {f.get('type') or event}"
+    return f"← {event}"
+
+
+def session_chart(key: SessionKey, frames: Sequence[Mapping[str, Any]],
+                  record: Record | Mapping[str, Any] | None = None, *, sessions_of_check: int = 1) -> Figure | None:
+    """One session's frames on a time axis: one row per event type, sent (▶) vs received (●), the close (✖)
+    annotated with its code, reason and who closed; the end of the check dotted."""
+    if not frames:
+        return None
+    rows: list[str] = []
+    for f in frames:
+        label = _row_label(f)
+        if label not in rows:
+            rows.append(label)
+    if "close" in rows:  # the close belongs at the bottom, where the eye ends
+        rows.remove("close")
+        rows.append("close")
+    times = [_num(f.get("t_s")) or 0.0 for f in frames]
+    duration = _num(_get(record, "duration_s")) if record is not None and sessions_of_check == 1 else None
+    end = max(times + ([duration] if duration else [])) or 1.0
+
+    fig = Figure(figsize=(10, 1.25 + 0.36 * len(rows)))
+    ax = fig.subplots()
+    close_note = None
+    for f, t in zip(frames, times):
+        y = rows.index(_row_label(f))
+        direction = f.get("direction")
+        if direction == "sent":
+            ax.plot(t, y, marker=">", markersize=9, color="#1565c0", ls="", zorder=3)
+        elif direction == "close" or f.get("event") == "close":
+            code, reason, who = parse_close(f, record)
+            normal = code in (1000, 1001) and who == "client"
+            color = "#757575" if normal else "#c62828"
+            ax.plot(t, y, marker="X", markersize=12, color=color, ls="", zorder=4)
+            close_note = (t, y, f"close {code if code is not None else '?'}"
+                                + (f" {reason}" if reason else "") + f" (by {who or 'nobody: no close frame'})"
+                                + f" at {t:.3f} s", color)
+        else:
+            bad = f.get("event") in ("error", "agent_error", "agent_failed", "invalid")
+            ax.plot(t, y, marker="o", markersize=8, color="#c62828" if bad else "#2e7d32", ls="", zorder=3)
+    if close_note:
+        t, y, text, color = close_note
+        right = t > end * 0.6
+        ax.annotate(text, xy=(t, y), xytext=(-10 if right else 10, 0), textcoords="offset points",
+                    ha="right" if right else "left", va="center", fontsize=9, fontweight="bold", color=color)
+    if duration:
+        ax.axvline(duration, color="#9e9e9e", ls=":", lw=1.2, zorder=1)
+        ax.text(duration, -0.6, " check ended", fontsize=7, color="#616161", va="bottom")
+    ax.set_yticks(range(len(rows)), rows, fontsize=9)
+    ax.set_ylim(len(rows) - 0.5, -0.9)
+    ax.set_xlim(-end * 0.02, end * 1.08)
+    ax.set_xlabel("seconds since the connection attempt started")
+    ax.grid(axis="x", color="#e0e0e0", zorder=0)
+    ax.set_axisbelow(True)
+    status = f" — {_get(record, 'status')}" + (f" ({_get(record, 'category')})" if _get(record, "category") not in (None, "ok") else "") \
+        if record is not None else ""
+    of = f" {key.session + 1} of {sessions_of_check}" if sessions_of_check > 1 else ""
+    ax.set_title(f"{key.phase} · {key.check}, session{of}{status}", loc="left", fontsize=10)
+    handles = [Line2D([], [], marker=">", color="#1565c0", ls="", label="sent"),
+               Line2D([], [], marker="o", color="#2e7d32", ls="", label="received"),
+               Line2D([], [], marker="o", color="#c62828", ls="", label="error frame"),
+               Line2D([], [], marker="X", color="#c62828", markersize=9, ls="", label="close")]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+# -- failures --------------------------------------------------------------------------------
+
+def failures_chart(records: Sequence[Record | Mapping[str, Any]]) -> Figure | None:
+    """Failing checks (fail/error) by category, plus the honesty findings; None when nothing failed."""
+    groups: dict[str, list[str]] = {}
+    for r in records:
+        cats = []
+        if _get(r, "status") in ("fail", "error"):
+            cats.append(str(_get(r, "category") or "unknown"))
+        cats += [str(c) for c in (_get(r, "findings") or []) if c not in cats]
+        for c in cats:
+            groups.setdefault(c, []).append(str(_get(r, "check")))
+    if not groups:
+        return None
+    cats = sorted(groups, key=lambda c: (-len(groups[c]), c))
+    fig = Figure(figsize=(10, 1.4 + 0.45 * len(cats)))
+    ax = fig.subplots()
+    values = [len(groups[c]) for c in cats]
+    colors = [_AREA_COLORS.get(category_info(c).area, "#607d8b") for c in cats]
+    ax.barh(range(len(cats)), values, color=colors, height=0.6, zorder=2)
+    for y, c in enumerate(cats):
+        names = ", ".join(groups[c][:5]) + (f" +{len(groups[c]) - 5}" if len(groups[c]) > 5 else "")
+        ax.text(len(groups[c]) + max(values) * 0.02, y, names, va="center", fontsize=8, color="#333333")
+    ax.set_yticks(range(len(cats)), cats, fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(values) * 2.2)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("checks")
+    ax.grid(axis="x", color="#dddddd", zorder=0)
+    ax.set_axisbelow(True)
+    ax.set_title("Failures by category (bars: how many checks; text: which)", loc="left", fontsize=11)
+    fig.tight_layout()
+    return fig
