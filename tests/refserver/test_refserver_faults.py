@@ -20,6 +20,7 @@ from websockets.exceptions import (
 
 from netra_nb.refserver import CHECKS, FAULTS, WS_CHECKS, RefServer
 
+from rs_helpers import serve, shared  # noqa: F401 - fixtures
 from rs_helpers import (
     FIVE,
     USER_ID,

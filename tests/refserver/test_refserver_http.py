@@ -11,6 +11,7 @@ import pytest
 
 from netra_nb.refserver import FAULTS, RefServer, ServerConfig
 
+from rs_helpers import mid_server, serve, shared  # noqa: F401 - fixtures
 from rs_helpers import make_config
 
 

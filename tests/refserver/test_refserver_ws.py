@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from netra_nb.refserver import RefServer
 
+from rs_helpers import mid_server, serve, shared  # noqa: F401 - fixtures
 from rs_helpers import (
     FIVE,
     USER_ID,
