@@ -18,6 +18,9 @@ Notes for the check authors (how a profile shows itself on the wire):
 * Precedence used for ``expected``: close 1008 -> ``ws_policy_violation`` (even after an
   ``AUTH_FAILED`` error frame); an ``error``/``error_message`` frame before a 1011 ->
   ``ws_error_frame``; a bare 1011 -> ``ws_internal_error``.
+* When a token cannot be obtained (``http_e2e_401``, ``http_503_startup``) the WebSocket checks
+  report the token's category, unless the upgrade shows something more fundamental (the 503 of
+  ``http_503_startup``).  The maps assume the kit's default auth method, ``e2e_endpoint``.
 * ``ws_ignore_pings``: the kit's WebSocket keepalive (ping_interval + ping_timeout) must be
   shorter than its check timeouts for the client's 1011 keepalive close to be what it sees.
 """
@@ -298,9 +301,11 @@ _FAULT_LIST = [
         "http_e2e_401",
         "http",
         "the E2E token endpoint answers 401 'Invalid E2E bypass key' even with the right key",
-        {"auth_token": "http_auth_rejected"},
+        {"auth_token": "http_auth_rejected", **_all(WS_CHECKS, "http_auth_rejected")},
         "",
-        "a missing key still gets 'E2E bypass key required'; a locally signed token still works on the WebSocket",
+        "a missing key still gets 'E2E bypass key required'; the WebSocket checks, which get their token "
+        "from this endpoint (auth method e2e_endpoint), report the token's category; a locally signed "
+        "token still works on the WebSocket",
     ),
 ]
 

@@ -22,6 +22,7 @@ from netra_nb.refserver import CHECKS, FAULTS, WS_CHECKS, RefServer
 
 from rs_helpers import serve, shared  # noqa: F401 - fixtures
 from rs_helpers import (
+    EMAIL,
     FIVE,
     USER_ID,
     agent_events,
@@ -468,9 +469,27 @@ async def _http_ok(srv: RefServer, method: str, path: str, validate, **kw) -> bo
         return False
 
 
+async def _e2e_token(srv: RefServer) -> str | None:
+    """The token as the kit's default auth method (e2e_endpoint) gets it."""
+    async with httpx.AsyncClient(timeout=httpx.Timeout(2, read=0.8)) as client:
+        try:
+            r = await client.post(
+                srv.auth_url + "/auth/e2e/test-auth", headers={"X-E2E-Bypass-Key": srv.config.e2e_key}, json={"email": EMAIL}
+            )
+            return r.json()["access_token"] if r.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, KeyError):
+            return None
+
+
 async def _ws_probe(srv: RefServer, body) -> bool:
+    tok = await _e2e_token(srv)
+    if tok is None:
+        return False
     try:
-        async with open_ws(srv, open_timeout=0.8, ping_interval=0.3, ping_timeout=0.3, close_timeout=0.2) as ws:
+        async with connect(
+            srv.ws_url, additional_headers={"Authorization": f"Bearer {tok}"},
+            open_timeout=0.8, ping_interval=0.3, ping_timeout=0.3, close_timeout=0.2,
+        ) as ws:
             frame = await recv_json(ws, 1.0)
             if frame.get("type") != "connection_established":
                 return False
