@@ -95,3 +95,81 @@ if __name__ == "__main__":
     for name, nb in NOTEBOOKS.items():
         nbformat.write(nb, HERE / name)
         print("wrote", HERE / name)
+
+
+# -- 02 orchestration ---------------------------------------------------------------------------
+
+def orchestration_notebook() -> nbformat.NotebookNode:
+    """Phase 02: many users at once. Its handle keeps the fleet of sessions for the table and charts."""
+    cells = [
+        new_markdown_cell(
+            "# Phase 02 — Orchestration\n\n"
+            "**Does the platform hold up when many users run agents at the same moment, and does each user see "
+            "only their own run?** Every user gets its own token (one E2E call per user with a distinct email, or "
+            "one signed token per user; with `auth.method: token` one shared token is all there is, and the "
+            "records say so) and its own WebSocket, and all of them start an agent run at once.\n\n"
+            "| check | what it establishes |\n|---|---|\n"
+            "| `concurrent_agent_runs` | every run delivers the five events and a non-empty result; otherwise it "
+            "fails with the dominant category among the sessions, with the count per category in `detail` |\n"
+            "| `user_isolation` | no session receives an agent event whose `user_id` or `run_id` is not its own, "
+            "and no two users' tokens are welcomed as one identity (`cross_user_leak` otherwise) |\n"
+            "| `latency_percentiles` | p50/p95/p99 of the WebSocket open, the first agent event and completion; "
+            "`degraded` when the p95 passes the SLA |\n\n"
+            "One fleet of sessions is run and judged three ways. Every time is measured on the wire, from the "
+            "frames each session received; none is computed from a configured delay. Every session's frames go "
+            "to `events.jsonl` (column `session`)."),
+        params_cell('users = 0            # users at once; 0: the params file\'s orchestration.users\n'),
+        new_code_cell(
+            "%matplotlib inline\n"
+            "import netra_nb as nb\n"
+            "from netra_nb import orchestration as orch\n\n"
+            "phase = orch.OrchestrationPhase(env=env, run_dir=run_dir or None, params_file=params_file or None, "
+            "users=users)\n"
+            'print(f"environment {phase.params.name}: {phase.params.base_url} (token: {phase.params.auth.method}, '
+            '{phase.params.auth.placement}); {phase.params.users} users at once")\n'
+            "phase.plan()"),
+        new_markdown_cell(
+            "## Running the fleet\n\nThe tokens come first (not timed as part of the sessions); then every session "
+            "opens in the same instant. A progress line appears every second; each check's record is in "
+            "`results.jsonl` as soon as it ends, and each check has its deadline from the params file's `timeouts`."),
+        new_code_cell("records = phase.run()"),
+        new_markdown_cell(
+            "## Results\n\nOne row per check. `detail` holds the evidence: sessions per category, own agent "
+            "events per session, the peak number of sessions open at once, and how late the client's own event "
+            "loop ran (when that is high, the client, not the platform, added to the times)."),
+        new_code_cell("phase.table()"),
+        new_markdown_cell(
+            "## Every session\n\nOne row per user: how long the WebSocket took to open, the time from the request "
+            "to the first agent event and to `agent_completed`, how many of its own agent events arrived, and its "
+            "category. Failures first."),
+        new_code_cell(
+            "sessions = phase.sessions()\n"
+            'display(sessions["category"].value_counts().rename("sessions").to_frame())\n'
+            'sessions.sort_values(["category", "completion_s"], key=lambda c: c.ne("ok") if c.name == "category" '
+            "else c, ascending=[False, False]).head(50)"),
+        new_markdown_cell(
+            "## Latency distributions\n\nOpen, first agent event and completion over all sessions; solid, dashed "
+            "and dotted lines mark p50, p95 and p99."),
+        new_code_cell("phase.latency_chart();"),
+        new_markdown_cell(
+            "## Sessions over time\n\nCumulative opens and completions against seconds since the fleet started; "
+            "a crowded platform shows as a long slope instead of a step, a failure as a red ✕ at the time its "
+            "session ended."),
+        new_code_cell("phase.completions_chart();"),
+        new_markdown_cell(
+            "## Digging deeper by hand\n\nThe frames of one session (its index in the table), and a bigger or "
+            "smaller fleet against any environment:\n\n"
+            "```python\nnb.frames_chart([f for f in phase.frames if f.session == 3], title=\"user 3\")\n"
+            "big = orch.OrchestrationPhase(env=\"staging\", users=50)\nbig.run(); big.latency_chart()\n```"),
+    ]
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+NOTEBOOKS["02_orchestration.ipynb"] = orchestration_notebook()
+
+if __name__ == "__main__":
+    nbformat.write(NOTEBOOKS["02_orchestration.ipynb"], HERE / "02_orchestration.ipynb")
+    print("wrote", HERE / "02_orchestration.ipynb")
