@@ -9,6 +9,7 @@ wraps every check with its deadline, turns any crash into a result row, and appe
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import traceback
 import uuid
@@ -272,32 +273,43 @@ class Context:
         """Differential probes for a 401/403 on the upgrade: route missing, or credentials?
 
         Retry without a token and with a deliberately wrong one, and GET the same path over HTTP.
-        If the token makes no difference and an HTTP route answers 2xx at the path, no WebSocket
-        route serves it (``ws_route_missing``); otherwise the evidence points at credentials.
+        The evidence points at credentials when the server tells the tokens apart (different
+        answers) or says so in its refusal (an authentication message). It points at a missing
+        WebSocket route when every attempt gets the same bare refusal while an HTTP GET on the
+        path succeeds: a path that exists only as an HTTP route (netra-contract.md, failure table).
         """
         if verdict.category != "ws_upgrade_auth_rejected":
             return verdict
         url = obs.url
         if url not in self._probe_cache:
-            findings = []
-            statuses = []
+            attempts = [("our token", obs)]
             for label, token in (("no token", None),
                                  ("a wrong token", auth.wrong_token(self.user_id or "e2e-probe", self.params.auth.email))):
                 s = self.session(token, open_timeout=min(5.0, self.params.timeout_ws_open))
                 await s.open()
                 await s.close()
-                got = s.obs.upgrade_status if s.obs.upgrade_status is not None else (
-                    "opened" if s.obs.opened else type(s.obs.exception).__name__)
-                statuses.append(got)
-                findings.append(f"upgrade with {label} → {got}")
+                attempts.append((label, s.obs))
             parts = urlsplit(self.params.ws_url)
             http_url = urlunsplit(("https" if parts.scheme == "wss" else "http", parts.netloc, parts.path or "/", "", ""))
             g = await http_call(await self.http(), "GET", http_url, timeout=min(5.0, self.params.timeout_http))
+            answers = [(o.upgrade_status if o.upgrade_status is not None else
+                        ("opened" if o.opened else type(o.exception).__name__), o.upgrade_body.strip()) for _, o in attempts]
+            findings = [f"upgrade with {label} → {status}" + (f" {body[:80]!r}" if body else " (empty body)")
+                        for (label, _), (status, body) in zip(attempts, answers)]
             findings.append(f"HTTP GET {parts.path or '/'} → {g.status if g.status is not None else type(g.exception).__name__}"
                             + (f" ({g.headers.get('content-type', '')}) {redact(g.text[:120])}" if g.status else ""))
-            token_irrelevant = all(s == obs.upgrade_status for s in statuses)
+            says_auth = any(_AUTH_WORDS.search(body) for _, body in answers)
+            tokens_told_apart = len(set(answers)) > 1
             get_ok = g.status is not None and 200 <= g.status < 300
-            category = "ws_route_missing" if token_irrelevant and get_ok else "ws_upgrade_auth_rejected"
+            if says_auth or tokens_told_apart:
+                category = "ws_upgrade_auth_rejected"
+                findings.append("the server " + ("names authentication in its refusal" if says_auth
+                                                 else "answers different tokens differently") + ": a WebSocket route reads the token")
+            elif get_ok:
+                category = "ws_route_missing"
+                findings.append("the same bare refusal whatever the token, while GET succeeds: the path has only an HTTP route")
+            else:
+                category = "ws_upgrade_auth_rejected"
             self._probe_cache[url] = category + "|" + "; ".join(findings)
         category, findings_text = self._probe_cache[url].split("|", 1)
         if category == "ws_route_missing":
@@ -306,6 +318,9 @@ class Context:
         else:
             message = f"WebSocket upgrade refused (HTTP {obs.upgrade_status}) for our token: the credentials are rejected"
         return Verdict("fail", category, message, f"{verdict.detail}; probes: {findings_text}")
+
+
+_AUTH_WORDS = re.compile(r"(?i)auth|token|jwt|credential|unauthori[sz]ed|forbidden.*(user|key)|signature|expired|secret")
 
 
 # -- connectivity ----------------------------------------------------------------------------

@@ -77,7 +77,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     unknown = [f for f in faults if f not in FAULTS]
     if unknown:
         raise ConfigError(f"unknown fault profile(s) {', '.join(unknown)}; `netra-nb faults` lists them")
-    key, secret = secrets.token_urlsafe(24), secrets.token_urlsafe(32)
+    # Fresh secrets per demo unless the environment provides them (the leak test does).
+    key = os.environ.get("NETRA_DEMO_E2E_KEY") or secrets.token_urlsafe(24)
+    secret = os.environ.get("NETRA_DEMO_JWT_SECRET") or secrets.token_urlsafe(32)
     for value in (key, secret):
         register_secret(value)
     os.environ["NETRA_DEMO_E2E_KEY"] = key  # inherited by the notebooks' kernels; never written anywhere

@@ -97,12 +97,34 @@ def _run_notebook(phase: str, nb_in: Path, nb_out: Path, parameters: dict[str, A
     return info
 
 
-def _kill_tree(proc: subprocess.Popen) -> None:
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants.
+
+    Kernels run in sessions of their own (jupyter_client starts them so), so a process-group
+    kill would leave them running and writing rows after the run was finalized.
+    """
     import signal
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    todo, tree = [pid], []
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, []))
+    for p in tree:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    kill_tree(proc.pid)
     proc.wait()
 
 
@@ -166,7 +188,10 @@ def exit_code(run_dir: Path, summary: dict[str, Any]) -> int:
     if by_status.get("fail"):
         return EXIT_FAILED
     info = read_run_json(run_dir)
-    crashed = any(n.get("status") == "failed" for n in info.get("notebooks", {}).values())
+    notebooks = info.get("notebooks", {}).values()
+    if any((n.get("error") or {}).get("ename") == "RunDeadline" for n in notebooks):
+        return EXIT_FAILED  # the platform did not let the run finish in time
+    crashed = any(n.get("status") == "failed" for n in notebooks)
     if by_status.get("error") or crashed or not sum(by_status.values()):
         kit_only = all(c in ("client_error", "unknown") for c, n in summary.get("categories", {}).items()
                        if c != "ok" and n)
@@ -207,9 +232,7 @@ def finalize_run(run_dir: str | Path, *, report: bool = True) -> dict[str, Any]:
     finished = info.get("finished_at")
     duration = _seconds_between(started, finished) if finished else _records_span(records)
     phases = info.get("phases") or sorted({r.phase for r in records})
-    unfinished = [p for p in phases
-                  if info.get("notebooks", {}).get(p, {}).get("status") != "ok"
-                  or not any(r.phase == p for r in records)]
+    unfinished = [p for p in phases if not _phase_finished(p, info, records)]
     if info.get("env") == "triage" or phases == ["triage"]:
         unfinished = [p for p in unfinished if not any(r.phase == p for r in records)]
     summary = {
@@ -227,6 +250,15 @@ def finalize_run(run_dir: str | Path, *, report: bool = True) -> dict[str, Any]:
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     _artifacts(run_dir, records, summary, report=report)
     return summary
+
+
+def _phase_finished(phase: str, info: dict[str, Any], records: list[Record]) -> bool:
+    """A phase finished when its notebook ran to the end, or (a killed run) all its checks have rows."""
+    done = {r.check for r in records if r.phase == phase}
+    if info.get("notebooks", {}).get(phase, {}).get("status") == "ok":
+        return bool(done)
+    expected = set(PHASE_CHECKS.get(phase, []))
+    return bool(expected) and expected <= done and info.get("notebooks", {}).get(phase, {}).get("status") != "failed"
 
 
 def _artifacts(run_dir: Path, records: list[Record], summary: dict[str, Any], *, report: bool) -> None:

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import params_for
+from kit_helpers import params_for
 from netra_nb.checks import CHECKS, PHASE_CHECKS, Context
 from netra_nb.frames import AGENT_EVENTS
 from netra_nb.notebook import Phase, check

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conftest import ROOT, params_for
+from kit_helpers import ROOT, params_for
 from netra_nb.checks import PHASE_CHECKS, Context
 from netra_nb.diagnosis import golden_path
 from netra_nb.refserver import FAULTS
@@ -84,5 +84,5 @@ def test_evidence_of_a_1011_says_where_it_happened(platform):
 def test_route_missing_probes_are_in_the_detail(platform):
     srv = platform(faults=("ws_403_no_route",))
     [r] = [r for r in run_phases(params_for(srv)) if r.check == "websocket_connect"]
-    assert "upgrade with no token → 403" in r.detail and "upgrade with a wrong token → 403" in r.detail
+    assert "upgrade with no token → 403 (empty body)" in r.detail and "upgrade with a wrong token → 403" in r.detail
     assert "HTTP GET /ws → 200" in r.detail
