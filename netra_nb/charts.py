@@ -409,8 +409,8 @@ def session_chart(key: SessionKey, frames: Sequence[Mapping[str, Any]],
     ax.set_axisbelow(True)
     status = f" — {_get(record, 'status')}" + (f" ({_get(record, 'category')})" if _get(record, "category") not in (None, "ok") else "") \
         if record is not None else ""
-    of = f" {key.session + 1} of {sessions_of_check}" if sessions_of_check > 1 else ""
-    ax.set_title(f"{key.phase} · {key.check}, session{of}{status}", loc="left", fontsize=10)
+    of = f", session {key.session + 1} of {sessions_of_check}" if sessions_of_check > 1 else ""
+    ax.set_title(f"{key.phase} · {key.check}{of}{status}", loc="left", fontsize=10)
     handles = [Line2D([], [], marker=">", color="#1565c0", ls="", label="sent"),
                Line2D([], [], marker="o", color="#2e7d32", ls="", label="received"),
                Line2D([], [], marker="o", color="#c62828", ls="", label="error frame"),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -575,6 +576,13 @@ CHART_NOTES = {
 }
 
 
+CHART_ALT = {
+    "durations": "Duration of each check, coloured by status, with its SLA and timeout marked",
+    "timeline": "Timeline of the run: every check as a bar on one time axis, phases as lanes",
+    "failures_by_category": "Failing checks by category",
+}
+
+
 def _figure(run: Run, name: str) -> Any:
     if name == "durations":
         return charts.durations_chart(run.records)
@@ -593,7 +601,7 @@ def chart(run: Run, name: str) -> Any:
     path = charts.save(_figure(run, name), run.dir, name)
     if path is None:
         return Markdown(f"*{CHART_NOTES[name]}*")
-    return Image(filename=str(path))
+    return Image(filename=str(path), metadata={"alt": CHART_ALT[name]})
 
 
 def session_figures(run: Run, *, per_check: int = 3, limit: int = 16) -> list[tuple[str, Any, str]]:
@@ -625,10 +633,11 @@ def session_charts(run: Run) -> list[Any]:
         out.append(Markdown("Checks with many sessions are shown by a few representative ones (the first abnormal "
                             "session, the longest and a typical one): " + "; ".join(
                                 f"{_code(c)} {n} sessions" for (_, c), n in many.items()) + "."))
-    for name, fig, _ in items:
+    for name, fig, caption in items:
         path = charts.save(fig, run.dir, name)
         if path is not None:
-            out.append(Image(filename=str(path)))
+            alt = f"WebSocket frames of {caption or name.replace('session_', '').replace('_', ' ')} on a time axis"
+            out.append(Image(filename=str(path), metadata={"alt": alt}))
     return out
 
 
@@ -1048,6 +1057,30 @@ def _redact_html(text: str) -> str:
     return "".join(out)
 
 
+def _alt_texts(page: str, nb: Any) -> str:
+    """Give each embedded image the alt text its output carries (``metadata.alt``), matched by its data."""
+    alts: dict[str, str] = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = (out.get("data") or {}).get("image/png")
+            meta = out.get("metadata") or {}
+            alt = (meta.get("image/png") or {}).get("alt") or meta.get("alt")
+            if data and alt:
+                alts["".join(data.split())[:200]] = str(alt)
+    if not alts:
+        return page
+
+    def fix(m: re.Match[str]) -> str:
+        tag = m.group(0)
+        src = re.search(r'src="data:image/png;base64,([^"]+)"', tag)
+        alt = alts.get("".join(src.group(1).split())[:200]) if src else None
+        if not alt:
+            return tag
+        return re.sub(r'\balt="[^"]*"', lambda _: f'alt="{html.escape(alt)}"', tag)
+
+    return re.sub(r"<img\b[^>]*>", fix, page)
+
+
 def _color_icons(page: str) -> str:
     """Colour the status symbols in the page's text (never inside a tag, a style or a script)."""
     pattern = re.compile("[" + "".join(_ICON_COLORS) + "]")
@@ -1081,7 +1114,11 @@ def export_html(notebook: Any, html_path: str | Path, *, title: str = "Netra run
     exporter.exclude_output_prompt = True
     exporter.exclude_anchor_links = True
     exporter.embed_images = True
+    # nbconvert warns about images without alt text and then fills a placeholder; _alt_texts puts ours.
+    exporter.log = logging.getLogger("netra_nb.report.nbconvert")
+    exporter.log.setLevel(logging.ERROR)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    body = _alt_texts(body, nb)
     body = _REMOTE_IMPORT.sub("", _REMOTE_LINK.sub("", _REMOTE_SCRIPT.sub("", body)))
     body = _color_icons(_redact_html(body))
     path = Path(html_path)
@@ -1103,7 +1140,6 @@ def build_report(run_dir: str | Path, *, kernel_name: str = "python3", timeout: 
 
     run_dir = Path(run_dir).resolve()
     out_nb = run_dir / "report.ipynb"
-    run = load_run(run_dir)
     try:
         papermill.execute_notebook(
             str(notebook_path()), str(out_nb), parameters={"run_dir": str(run_dir)}, kernel_name=kernel_name,
@@ -1114,5 +1150,6 @@ def build_report(run_dir: str | Path, *, kernel_name: str = "python3", timeout: 
     except (PapermillExecutionError, CellTimeoutError, DeadKernelError):
         return None
     nb = nbformat.read(str(out_nb), as_version=4)
-    title = f"Netra {run.env} run {run.run_id}: report"
+    meta, _ = _read_json(run_dir / "run.json")
+    title = f"Netra {meta.get('env') or run_dir.parent.name} run {meta.get('run_id') or run_dir.name}: report"
     return export_html(nb, run_dir / "report.html", title=str(redact(title)))
