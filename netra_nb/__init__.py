@@ -10,6 +10,7 @@ The public surface for notebooks and for an engineer in JupyterLab::
 
 from .categories import CATEGORIES, category_info
 from .checks import CHECKS, PHASE_CHECKS
+from . import orchestration  # noqa: E402,F401 - registers the orchestration phase's checks
 from .diagnosis import findings, golden_path
 from .notebook import CheckResult, Phase, check, duration_chart, frames_chart, records_frame, run_sync
 from .params import ConfigError, Params, load_params
