@@ -200,6 +200,10 @@ def timeline_chart(records: Sequence[Record | Mapping[str, Any]], run_started_at
     else:
         total = len(items)
     end = max(s + d for _, s, d in items) or 1.0
+    first = min(s for _, s, _ in items)
+    # Kernels take seconds to start: when the checks begin late, the axis starts just before the first one.
+    left = first - (end - first) * 0.03 if first > (end - first) * 0.2 else 0.0
+    span = (end - left) or 1.0
     n = len(items)
     fig = Figure(figsize=(10, 1.6 + 0.3 * n))
     ax = fig.subplots()
@@ -208,7 +212,7 @@ def timeline_chart(records: Sequence[Record | Mapping[str, Any]], run_started_at
     for y, (r, start, dur) in enumerate(items):
         lanes.setdefault(str(_get(r, "phase")), []).append(y)
         color = STATUS_COLORS.get(str(_get(r, "status")), "#607d8b")
-        width = max(dur, end * 0.004)  # a zero-length check still shows as a sliver
+        width = max(dur, span * 0.004)  # a zero-length check still shows as a sliver
         edge = "black" if r is slowest[0] else "none"
         ax.barh(y, width, left=start, color=color, height=0.7, edgecolor=edge, linewidth=1.2, zorder=2)
     for i, (phase, ys) in enumerate(lanes.items()):
@@ -218,16 +222,20 @@ def timeline_chart(records: Sequence[Record | Mapping[str, Any]], run_started_at
                 ha="left", fontsize=9, fontweight="bold", color="#37474f")
     r, start, dur = slowest
     label = f"slowest: {_get(r, 'check')} ({dur:.2f} s)"
-    if start + dur > end * 0.55 and dur > end * 0.3:  # a long bar near the end: write inside it
-        ax.text(start + dur - end * 0.01, items.index(slowest), label, ha="right", va="center", fontsize=8,
+    if start + dur > left + span * 0.55 and dur > span * 0.3:  # a long bar near the end: write inside it
+        ax.text(start + dur - span * 0.01, items.index(slowest), label, ha="right", va="center", fontsize=8,
                 fontweight="bold", color="white", zorder=5)
-    else:
+    elif start + dur < left + span * 0.7:  # room on the right of the bar
         ax.annotate(label, xy=(start + dur, items.index(slowest)), xytext=(6, 0), textcoords="offset points",
                     va="center", fontsize=8, fontweight="bold", zorder=5)
+    else:  # on its left, so the label does not run into the phase names
+        ax.annotate(label, xy=(start, items.index(slowest)), xytext=(-6, 0), textcoords="offset points",
+                    ha="right", va="center", fontsize=8, fontweight="bold", zorder=5)
     ax.set_yticks(range(n), [str(_get(r, "check")) for r, _, _ in items], fontsize=8)
     ax.set_ylim(n - 0.5, -0.5)
-    ax.set_xlim(0, end * 1.22)
-    ax.set_xlabel("seconds since the run started")
+    ax.set_xlim(left, end + span * 0.22)
+    ax.set_xlabel("seconds since the run started"
+                  + (f" (the first check began {first:.1f} s in, after its kernel started)" if left > 0 else ""))
     ax.grid(axis="x", color="#dddddd", zorder=0)
     ax.set_axisbelow(True)
     shown = "" if total == n else f" ({n} of {total} checks)"
@@ -332,7 +340,7 @@ def pick_sessions(frames: Iterable[Mapping[str, Any]], records: Sequence[Record 
                 seen.append(k)
             if len(seen) == per_check:
                 break
-        chosen.extend(seen)
+        chosen.extend(sorted(seen, key=lambda k: k.session))
     return [(k, groups[k]) for k in chosen[:limit]]
 
 
@@ -377,14 +385,17 @@ def session_chart(key: SessionKey, frames: Sequence[Mapping[str, Any]],
     fig = Figure(figsize=(10, 1.25 + 0.36 * len(rows)))
     ax = fig.subplots()
     close_note = None
+    kinds: set[str] = set()
     for f, t in zip(frames, times):
         y = rows.index(_row_label(f))
         direction = f.get("direction")
         if direction == "sent":
+            kinds.add("sent")
             ax.plot(t, y, marker=">", markersize=9, color="#1565c0", ls="", zorder=3)
         elif direction == "close" or f.get("event") == "close":
             code, reason, who = parse_close(f, record)
             normal = code in (1000, 1001) and who == "client"
+            kinds.add("close")
             color = "#757575" if normal else "#c62828"
             ax.plot(t, y, marker="X", markersize=12, color=color, ls="", zorder=4)
             close_note = (t, y, f"close {code if code is not None else '?'}"
@@ -392,6 +403,7 @@ def session_chart(key: SessionKey, frames: Sequence[Mapping[str, Any]],
                                 + f" at {t:.3f} s", color)
         else:
             bad = f.get("event") in ("error", "agent_error", "agent_failed", "invalid")
+            kinds.add("error frame" if bad else "received")
             ax.plot(t, y, marker="o", markersize=8, color="#c62828" if bad else "#2e7d32", ls="", zorder=3)
     if close_note:
         t, y, text, color = close_note
@@ -411,10 +423,11 @@ def session_chart(key: SessionKey, frames: Sequence[Mapping[str, Any]],
         if record is not None else ""
     of = f", session {key.session + 1} of {sessions_of_check}" if sessions_of_check > 1 else ""
     ax.set_title(f"{key.phase} · {key.check}{of}{status}", loc="left", fontsize=10)
-    handles = [Line2D([], [], marker=">", color="#1565c0", ls="", label="sent"),
-               Line2D([], [], marker="o", color="#2e7d32", ls="", label="received"),
-               Line2D([], [], marker="o", color="#c62828", ls="", label="error frame"),
-               Line2D([], [], marker="X", color="#c62828", markersize=9, ls="", label="close")]
+    handles = [h for h in (Line2D([], [], marker=">", color="#1565c0", ls="", label="sent"),
+                           Line2D([], [], marker="o", color="#2e7d32", ls="", label="received"),
+                           Line2D([], [], marker="o", color="#c62828", ls="", label="error frame"),
+                           Line2D([], [], marker="X", color="#c62828", markersize=9, ls="", label="close"))
+               if h.get_label() in kinds]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     fig.tight_layout()
     return fig

@@ -649,7 +649,7 @@ def _evidence_lines(run: Run, f: Finding, limit: int = 4) -> list[str]:
         head = f"**{_code(f'{r.phase}/{r.check}')}** ({r.status}, {_secs(r.duration_s)}): {_md(r.message)}"
         extra = []
         if r.http_status is not None:
-            extra.append(f"HTTP {r.http_status}")
+            extra.append(f"upgrade answered HTTP {r.http_status}" if _is_ws(r) else f"HTTP {r.http_status}")
         if r.ws_close_code is not None:
             extra.append(_close_words(r))
         if r.events_seen:
