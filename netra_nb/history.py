@@ -528,6 +528,9 @@ def duration_trend(df, *, freq: str | None = None, every_n_runs: int | None = No
     import pandas as pd
     d = _prepare(df)
     d = d[d["passed"].notna()]
+    columns = KEYS + ["bucket", "runs", "p50_s", "p95_s", "pass_rate", "sla_s"]
+    if d.empty:
+        return pd.DataFrame(columns=columns)
     if freq is None and every_n_runs is None:
         freq, every_n_runs = _auto_every(d)
     if every_n_runs is not None:
@@ -545,8 +548,7 @@ def duration_trend(df, *, freq: str | None = None, every_n_runs: int | None = No
     out["p50_s"] = q[0.5]
     out["p95_s"] = q[0.95]
     out["sla_s"] = g["sla_s"].max() if "sla_s" in d.columns else float("nan")
-    out = out.reset_index()
-    return out[KEYS + ["bucket", "runs", "p50_s", "p95_s", "pass_rate", "sla_s"]]
+    return out.reset_index()[columns]
 
 
 def flaky_checks(df, *, last_n_runs: int | None = 100, outage_share: float = 0.5, min_checks: int = 3,
