@@ -100,7 +100,7 @@ def golden_path(records: Iterable[Record | Mapping[str, Any]]) -> GoldenPath:
     first = min(hit, key=lambda r: (_phase_rank(_get(r, "phase")), _get(r, "started_at") or "")) if hit else None
     phase = _get(first, "phase") if first is not None else None
     info = category_info(category)
-    where = f" (first seen in the {phase} phase, check {_get(first, 'check')})" if first is not None else ""
+    where = f", first seen in the {phase} phase (check {_get(first, 'check')})" if first is not None else ""
     sentence = f"The golden path is NOT working: {info.title[0].lower() + info.title[1:]}{where}."
     evidence = _get(blocking_run[0], "message", "") if blocking_run else (_get(first, "message", "") if first else "")
     return GoldenPath(False, category, phase, sentence, evidence)
