@@ -794,16 +794,6 @@ def _empty_figure(text: str):
 HISTORY_NOTEBOOK = "91_history.ipynb"
 
 
-def export_html(notebook: Path) -> Path:
-    """An HTML copy of an executed notebook without code cells or prompts (images embedded)."""
-    from nbconvert import HTMLExporter
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_filename(str(notebook))
-    html_path = notebook.with_suffix(".html")
-    html_path.write_text(body, encoding="utf-8")
-    return html_path
-
-
 def execute_notebook(name: str, output: Path, parameters: dict[str, Any], *, timeout_s: float = 600) -> str | None:
     """Execute ``notebooks/<name>`` with papermill in a child process (the runner's ``netra_nb._execute``).
 
@@ -837,7 +827,10 @@ def history_main(env: str | None, out: Path) -> int:
                                {"outputs_root": str(out.resolve()), "env": env, "last_n_runs": 100})
     if notebook.exists():
         try:
-            print(export_html(notebook))
+            import nbformat
+            from .report import export_html
+            print(export_html(nbformat.read(str(notebook), as_version=4), notebook.with_suffix(".html"),
+                              title="Netra run history"))
         except Exception as exc:  # noqa: BLE001 - the notebook is the artifact; the HTML is a copy
             print(f"netra-nb history: HTML export failed: {type(exc).__name__}: {exc}", file=sys.stderr)
     if problem:
