@@ -301,6 +301,18 @@ def judge_session_end(obs: Any, missing: str) -> Verdict:
     return Verdict("fail", "unknown", f"{missing}", f"frames: {frames}")
 
 
+def _before_the_request(obs: Any, request_sent: bool, unsent: str) -> Verdict | None:
+    """The verdict when the session failed before our request went out, else None."""
+    failed = judge_ws_failure(obs)
+    if failed:
+        return failed
+    if obs.welcome is None:
+        return judge_session_end(obs, "the session never welcomed us")
+    if not request_sent:
+        return judge_session_end(obs, unsent)
+    return None
+
+
 def judge_agent_run(
     obs: Any,
     *,
@@ -312,13 +324,9 @@ def judge_agent_run(
     timeout_s: float | None = None,
 ) -> Verdict:
     """The golden path: five agent events from the platform, in order, and a non-empty result."""
-    failed = judge_ws_failure(obs)
-    if failed:
-        return failed
-    if obs.welcome is None:
-        return judge_session_end(obs, "the session never welcomed us")
-    if not request_sent:
-        return judge_session_end(obs, "the request could not be sent")
+    early = _before_the_request(obs, request_sent, "the request could not be sent")
+    if early:
+        return early
     received = obs.received()
     t_req = obs.first_client_message_t or 0.0
     agent_frames = [f for f in received if f.norm.event in AGENT_EVENTS + FAILURE_EVENTS]
@@ -395,13 +403,9 @@ def judge_reply(
     sla_s: float | None = None,
 ) -> Verdict:
     """A request/response over the session (ping → pong, invalid JSON → error frame, …)."""
-    failed = judge_ws_failure(obs)
-    if failed:
-        return failed
-    if obs.welcome is None:
-        return judge_session_end(obs, "the session never welcomed us")
-    if not request_sent:
-        return judge_session_end(obs, f"could not send the request for {expectation}")
+    early = _before_the_request(obs, request_sent, f"could not send the request for {expectation}")
+    if early:
+        return early
     t_req = obs.first_client_message_t or 0.0
     replies = [f for f in obs.received() if f.t >= t_req]
     match = next((f for f in replies if expected(f.norm)), None)
