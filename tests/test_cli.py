@@ -40,6 +40,14 @@ def test_malformed_params_exit_2(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_bad_url_scheme_exits_2(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("name: x\nbase_url: ftp://example.invalid\nws_url: ws://example.invalid/ws\n")
+    proc = cli("run", "x", "--params", str(f), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "must use http:// or https://" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_secret_exits_2_naming_the_variable(tmp_path, healthy_platform):
     f = write_params(tmp_path / "p.yaml", healthy_platform, auth={"key_env": "NETRA_TEST_NOT_SET"})
     proc = cli("run", "test", "--params", str(f), "--out", str(tmp_path / "out"), env={"NETRA_TEST_NOT_SET": ""})

@@ -125,6 +125,12 @@ def test_no_secret_reaches_any_artifact(tmp_path, platform):
     assert demo.returncode == 0, demo.stderr
     run_dir = Path(demo.stdout.decode().strip().splitlines()[-1])
     needles = [key.encode(), secret.encode()]
+    # The scanner itself can fail: a planted key and token are found, in plain files and in Parquet.
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / "log.txt").write_bytes(b"key=" + needles[0])
+    pd.DataFrame({"t": ["Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1LTEifQ.sig"]}).to_parquet(planted / "x.parquet")
+    assert {hit.split(":")[0] for hit in scan(planted, needles)} == {"log.txt", "x.parquet"}
     assert scan(run_dir, needles) == []
     assert not any(n in demo.stdout + demo.stderr for n in needles) and not JWT.search(demo.stdout + demo.stderr)
 
