@@ -467,6 +467,9 @@ def key_facts(run: Run) -> list[str]:
             facts.append(f"An agent run completed: {_code(good.check)} received "
                          f"{', '.join(_code(e) for e in good.events_seen) or 'its events'} in {_secs(good.duration_s)}"
                          + (f" (first agent event after {_secs(good.first_event_s)})" if good.first_event_s else "") + ".")
+            result = agent_result(run.frames, good.check)
+            if result:
+                facts.append(f"The agent's result: {_md(result)}")
     elif not runs:
         notebooks = run.meta.get("notebooks") or {}
         stopped = [p for p in ("agent_pipeline", "orchestration") if p in run.phases
@@ -519,6 +522,20 @@ def headline_markdown(run: Run) -> str:
 
 
 # -- 2. results --------------------------------------------------------------------------------
+
+def agent_result(frames: Sequence[dict[str, Any]], check: str, limit: int = 300) -> str | None:
+    """The result an agent run's ``agent_completed`` frame carried, as a short text (None if absent)."""
+    from .frames import normalize, result_of
+    for f in frames:
+        if f.get("check") == check and f.get("event") == "agent_completed" and f.get("direction") == "received":
+            text = str(f.get("text") or "")
+            value = result_of(normalize(text))
+            if value is None:
+                return text[:limit] or None  # truncated evidence: show it as it is
+            shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            return redact(shown)[:limit]
+    return None
+
 
 def results_table(run: Run | Sequence[Record]) -> pd.DataFrame:
     """Every check: phase, check, status, category, duration, message (and honesty findings) — failures

@@ -142,3 +142,15 @@ def test_comparison_the_other_way_round_finds_fixes(tmp_path):
     c = report.compare(report.load_run(healthy))
     assert {r.check for _, r in c.fixed} >= {"agent_run", "websocket_connect"}
     assert c.newly_failing == [] and c.slower == []
+
+
+def test_the_agents_result_is_quoted_from_its_agent_completed_frame():
+    from netra_nb.report import agent_result
+    frames = [
+        {"check": "agent_run", "event": "agent_started", "direction": "received", "text": "{}"},
+        {"check": "agent_run", "event": "agent_completed", "direction": "received",
+         "text": '{"type": "agent_completed", "data": {"status": "completed", "result": {"answer": 42}}}'},
+    ]
+    assert agent_result(frames, "agent_run") == '{"answer": 42}'
+    assert agent_result(frames, "other_check") is None
+    assert agent_result(frames[:1], "agent_run") is None
