@@ -1,0 +1,228 @@
+"""The triage rules one by one, their order, and the diagnosis of single testcases (pure)."""
+
+from __future__ import annotations
+
+import pytest
+from triage_helpers import failing, junit_case
+
+from netra_nb.categories import CODES
+from netra_nb.triage import FAST_S, RULES, diagnose, match_rule, related_evidence
+
+# One text per rule, as a pytest failure would show it; each must be decided by exactly that rule.
+SAMPLES = {
+    "subprotocol": "websockets.exceptions.NegotiationError: no subprotocols supported",
+    "handshake_timeout": "TimeoutError: timed out during opening handshake",
+    "upgrade_401_403": "websockets.exceptions.InvalidStatus: server rejected WebSocket connection: HTTP 403",
+    "upgrade_404": "websockets.exceptions.InvalidStatusCode: server rejected WebSocket connection: HTTP 404",
+    "upgrade_502_503_504": "server rejected WebSocket connection: HTTP 503",
+    "upgrade_5xx": "websocket._exceptions.WebSocketBadStatusException: Handshake status 500 Internal Server Error",
+    "keepalive": "ConnectionClosedError: sent 1011 (internal error) keepalive ping timeout; no close frame received",
+    "close_1011": "ConnectionClosedError: received 1011 (internal error) Internal error; then sent 1011 (internal error)",
+    "close_1008": "ConnectionClosedError: received 1008 (policy violation) Authentication failed",
+    "close_normal": "ConnectionClosedOK: received 1000 (OK) main cleanup; then sent 1000 (OK) main cleanup",
+    "close_1006": "ConnectionClosedError: no close frame received or sent",
+    "health_body": 'AssertionError: {"status":"degraded","checks":{"redis":"Timeout connecting to server"}}',
+    "error_frame": 'AssertionError: got {"type": "error_message", "error_code": "JSON_PARSE_ERROR"}',
+    "agent_failed": 'AssertionError: received agent_error: {"type": "agent_error", "data": {"error_message": "boom"}}',
+    "agent_empty_result": "AssertionError: agent_completed arrived without a result",
+    "agent_no_events": "AssertionError: Should receive WebSocket events from agent execution",
+    "agent_incomplete": "AssertionError: never received agent_completed (saw agent_started, agent_thinking)",
+    "http_502_503_504": "AssertionError: API health check failed: Unexpected status: 503",
+    "http_5xx": 'AssertionError: Unexpected status: 500, body: {"error":"Internal server error"}',
+    "http_401_403": "httpx.HTTPStatusError: Client error '401 Unauthorized' for url 'https://auth/auth/e2e/test-auth'",
+    "http_404": "assert 404 == 200",
+    "http_4xx": "AssertionError: status_code == 422 for POST /api/agents/execute",
+    "dns": "httpx.ConnectError: [Errno -2] Name or service not known",
+    "refused": "ConnectionRefusedError: [Errno 111] Connect call failed ('127.0.0.1', 8000)",
+    "tls": "ssl.SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed",
+    "connect_timeout": "httpx.ConnectTimeout: timed out while connecting",
+    "health_words": "AssertionError: assert 'unhealthy' == 'healthy'",
+    "read_timeout": "httpx.ReadTimeout: The read operation timed out",
+    "contract": "json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)",
+    "config": "RuntimeError: environment variable E2E_OAUTH_SIMULATION_KEY is not set",
+    "client": "AttributeError: 'ClientConnection' object has no attribute 'open'",
+}
+
+
+def test_every_rule_has_a_sample_and_categories_are_codes():
+    assert set(SAMPLES) == {r.name for r in RULES}
+    assert len({r.name for r in RULES}) == len(RULES)
+    assert all(r.category in CODES for r in RULES)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.name)
+def test_each_rule_decides_its_sample(rule):
+    found = match_rule(SAMPLES[rule.name])
+    assert found is not None
+    assert (found[0].name, found[1]) == (rule.name, rule.category)
+
+
+@pytest.mark.parametrize("text, category", [
+    # the brief's examples
+    ("ConnectionClosedError: received 1011 (internal error) Internal error", "ws_internal_error"),
+    ("server rejected WebSocket connection: HTTP 503", "ws_upgrade_unavailable"),
+    ("server rejected WebSocket connection: HTTP 403", "ws_upgrade_auth_rejected"),
+    ("NegotiationError: no subprotocols supported", "ws_subprotocol_mismatch"),
+    ("received 1000 (OK) main cleanup", "ws_closed_early"),
+    ("timed out during opening handshake", "ws_handshake_timeout"),
+    ("Unexpected status: 500", "http_server_error"),
+    ("Unexpected status: 503", "http_unavailable"),
+    ('{"status":"degraded"}', "health_degraded"),
+    ("TimeoutError: timed out waiting for agent events after 30s", "agent_no_events"),
+    ("Should receive WebSocket events", "agent_no_events"),
+    # order: where two rules could apply, the more telling one wins
+    ("sent 1011 (internal error) keepalive ping timeout; no close frame received", "ws_keepalive_timeout"),
+    ('Unexpected status: 500, body: {"error":"could not connect to server: Connection refused"}', "http_server_error"),
+    ('{"status":"degraded","checks":{"redis":{"error":"Timeout connecting to server"}}}', "health_degraded"),
+    ('Unexpected status: 503, body: {"status":"unhealthy","message":"Startup in progress"}', "http_unavailable"),
+    ("fixture 'staging_client' not found", "client_error"),
+    ('{"type":"error","message":"Internal server error"}', "ws_error_frame"),
+    ("msg = await asyncio.wait_for(ws.recv(), timeout=3)\nE   TimeoutError", "agent_no_events"),
+    ("timed out waiting for response from /api/mcp/servers", "read_timeout"),
+    ("async with websockets.connect(WS_URL, subprotocols=[f'jwt.{token}']) as ws:\n"
+     "E   websockets.exceptions.InvalidStatus: server rejected WebSocket connection: HTTP 403", "ws_upgrade_auth_rejected"),
+    ("AssertionError: Missing events: {'agent_started', 'agent_thinking', 'agent_completed'}", "agent_no_events"),
+    ("received 1001 (going away)", "ws_closed_early"),
+    ("websocket-client: Handshake status 404 Not Found", "ws_route_missing"),
+    ("HTTPStatusError: Server error '502 Bad Gateway' for url", "http_unavailable"),
+])
+def test_categories_from_failure_texts(text, category):
+    assert match_rule(text)[1] == category
+
+
+def test_nothing_matches_plain_assertions():
+    assert match_rule("AssertionError: assert 3 == 4") is None
+    assert match_rule("") is None
+
+
+# -- 403: credentials or a missing route ---------------------------------------------------------------
+
+REFUSED = "websockets.exceptions.InvalidStatus: server rejected WebSocket connection: HTTP 403"
+
+
+@pytest.mark.parametrize("output, category", [
+    ("Connecting to wss://api.x/api/v1/websocket\nGET https://api.x/api/v1/websocket -> 200 {\"service\":\"websocket\"}",
+     "ws_route_missing"),
+    ('Connecting to wss://api.x/api/v1/websocket\nHTTP Request: GET https://api.x/api/v1/websocket "HTTP/1.1 200 OK"',
+     "ws_route_missing"),
+    ("Connecting to wss://api.x/ws\nGET https://api.x/health -> 200", "ws_upgrade_auth_rejected"),  # another path
+    ("Connecting to wss://api.x/api/v1/websocket\nGET https://api.x/api/v1/websocket -> 404", "ws_upgrade_auth_rejected"),
+    ("GET /api/v1/websocket answered 200", "ws_route_missing"),  # no WebSocket URL, a path that looks like one
+    ("", "ws_upgrade_auth_rejected"),
+])
+def test_403_on_upgrade_is_a_missing_route_only_when_a_get_on_that_path_answered_200(output, category):
+    d = diagnose(failing(REFUSED, stdout=output))
+    assert (d.status, d.category, d.http_status) == ("fail", category, 403)
+    if category == "ws_route_missing":
+        assert "GET on the same path answered 200" in d.detail
+
+
+def test_a_get_200_in_another_testcase_counts_as_evidence():
+    probe = junit_case("test_probe", stdout="GET https://api.x/api/v1/websocket -> 200 {\"service\":\"websocket\"}")
+    upgrade = failing(REFUSED, name="test_upgrade", stdout="Connecting to wss://api.x/api/v1/websocket")
+    assert diagnose(upgrade).category == "ws_upgrade_auth_rejected"
+    related = related_evidence([probe, upgrade])
+    d = diagnose(upgrade, related)
+    assert d.category == "ws_route_missing" and "test_probe" in d.detail
+
+
+# -- evidence fields ----------------------------------------------------------------------------------------
+
+def test_close_code_reason_and_side_are_parsed():
+    d = diagnose(failing("ConnectionClosedError: received 1011 (internal error) Internal error; then sent 1011 (internal error) Internal error"))
+    assert (d.ws_close_code, d.ws_close_reason, d.ws_closed_by) == (1011, "Internal error", "server")
+    assert "before or after the first client message is unknown" in d.detail
+    d = diagnose(failing("ConnectionClosedError: sent 1011 (internal error) keepalive ping timeout; no close frame received"))
+    assert (d.category, d.ws_close_code, d.ws_closed_by) == ("ws_keepalive_timeout", 1011, "client")
+
+
+def test_http_status_comes_from_the_failure_before_the_output():
+    d = diagnose(failing("AssertionError: Unexpected status: 500", stdout='HTTP Request: GET https://a/health "HTTP/1.1 200 OK"'))
+    assert d.http_status == 500 and d.category == "http_server_error"
+    assert diagnose(junit_case(stdout="GET https://a/health -> 200")).http_status == 200
+
+
+def test_the_output_decides_when_the_failure_says_nothing():
+    d = diagnose(failing("AssertionError: assert False", stdout="server rejected WebSocket connection: HTTP 503"))
+    assert d.category == "ws_upgrade_unavailable" and "on the output" in d.detail
+
+
+def test_unknown_failures_keep_their_raw_evidence():
+    d = diagnose(failing("AssertionError: assert 3 == 4", stdout="some output"))
+    assert (d.status, d.category) == ("fail", "unknown") and "assert 3 == 4" in d.detail and "some output" in d.detail
+
+
+def test_an_error_element_is_a_platform_failure_when_the_evidence_says_so_else_an_error():
+    setup = junit_case(outcome="error", message='failed on setup with "httpx.ConnectError: [Errno 111] Connection refused"')
+    assert (diagnose(setup).status, diagnose(setup).category) == ("fail", "connection_refused")
+    teardown = junit_case(outcome="error", message="failed on teardown with \"KeyError: 'x'\"")
+    assert (diagnose(teardown).status, diagnose(teardown).category) == ("error", "unknown")
+
+
+def test_a_skip_stays_a_skip_and_names_what_its_reason_points_at():
+    d = diagnose(junit_case(outcome="skipped", message="staging unreachable: Unexpected status: 503", time=0.0))
+    assert (d.status, d.category, d.findings) == ("skip", "ok", ())
+    assert "http_unavailable" in d.message
+
+
+def test_detail_is_redacted_and_truncated():
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEifQ.c2lnbmF0dXJl"
+    d = diagnose(failing(f"AssertionError: Authorization: Bearer {jwt}", stdout="x" * 20_000 + "THE END"))
+    assert jwt not in d.detail and jwt not in d.message and "[REDACTED]" in d.detail
+    assert len(d.detail) < 4200 and d.detail.rstrip().endswith(".xml") and "characters cut" in d.detail
+
+
+# -- honesty checks on passes --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("output", [
+    "Using MockWebSocketManager due to connection failure",
+    "WARNING: using mock WebSocket for staging tests",
+    "No WebSocket events received, falling back to mock WebSocket",
+    "fallback to mock agent",
+    "MockWebSocket connected",
+])
+def test_a_pass_with_a_mock_in_its_output_is_a_mock_fallback(output):
+    d = diagnose(junit_case("test_real_agent_execution", time=2.7, stdout=output))
+    assert (d.status, d.category, d.findings) == ("fail", "mock_fallback", ("mock_fallback",))
+    assert "mock" in d.message
+
+
+def test_a_failure_with_a_mock_keeps_its_category_and_gains_the_finding():
+    d = diagnose(failing("AssertionError: Should receive WebSocket events", stderr="using mock WebSocket for staging tests"))
+    assert (d.category, d.findings) == ("agent_no_events", ("mock_fallback",))
+
+
+@pytest.mark.parametrize("name, classname, time, stdout, flagged", [
+    ("test_websocket_connection", "tests.e2e.test_ws", 0.0, "", True),
+    ("test_001_real_agent_execution", "tests.suite", 0.000, "", True),
+    ("test_format_message", "tests.e2e.staging.test_priority1", 0.009, "", True),  # the module claims staging
+    ("test_parse", "tests.local.test_parser", 0.001, "GET https://api.staging.netrasystems.ai/health -> 200", True),
+    ("TestWebSocket", "tests.local", 0.0, "", True),  # CamelCase words count
+    ("test_parse_frame", "tests.local.test_frames", 0.0, "", False),  # a local unit test
+    ("test_websocket_frame_parsing", "tests.unit.test_ws_frames", 0.0, "", False),  # unit tests may name the network
+    ("test_websocket_connection", "tests.e2e.test_ws", FAST_S, "", False),  # 10 ms is not under 10 ms
+    ("test_websocket_connection", "tests.e2e.test_ws", None, "", False),  # no time: nothing to judge
+])
+def test_fake_fast_flags_fast_passes_that_claim_network_work(name, classname, time, stdout, flagged):
+    d = diagnose(junit_case(name, classname=classname, time=time, stdout=stdout))
+    if flagged:
+        assert (d.status, d.category, d.findings) == ("fail", "fake_fast", ("fake_fast",))
+        assert "10 ms" in d.detail
+    else:
+        assert (d.status, d.category, d.findings) == ("pass", "ok", ())
+
+
+def test_fast_failures_and_skips_are_not_fake_fast():
+    assert diagnose(failing("ConnectionRefusedError: [Errno 111] Connection refused", name="test_api_health", time=0.0)).findings == ()
+    assert diagnose(junit_case("test_api_health", outcome="skipped", time=0.0)).findings == ()
+
+
+def test_both_findings_on_one_pass_put_the_mock_first():
+    d = diagnose(junit_case("test_real_agent_execution", time=0.0, stdout="Using MockWebSocketManager"))
+    assert d.category == "mock_fallback" and d.findings == ("mock_fallback", "fake_fast")
+
+
+def test_an_honest_pass_is_evidence_only():
+    d = diagnose(junit_case("test_real_agent_discovery", time=1.067, stdout='HTTP Request: GET https://a/api/mcp/servers "HTTP/1.1 200 OK"'))
+    assert (d.status, d.category, d.findings) == ("pass", "ok", ())
+    assert "no wire evidence" in d.message and "triage: no wire evidence" in d.detail
