@@ -37,7 +37,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -105,15 +104,8 @@ def _schema():
 
 
 def _parse_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    from .charts import parse_time  # imported here: the charts module sets matplotlib's backend
+    return parse_time(value.strip() if isinstance(value, str) else value)
 
 
 _STAMP = re.compile(r"^(\d{8}T\d{6})Z")
@@ -693,14 +685,15 @@ def plot_duration_trend(trend, *, checks: Sequence[str] | None = None, max_check
     With more than ``max_checks`` checks, those closest to (or over) their SLA are shown.
     """
     import math
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     t = _pick_checks(trend, checks, max_checks)
     labels = list(dict.fromkeys(t.sort_values(["env", "phase", "check"])["label"]))
     if not labels:
         return _empty_figure("no durations in the history")
     cols = min(3, len(labels))
     rows = math.ceil(len(labels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 2.8 * rows), squeeze=False, sharex=True)
+    fig = Figure(figsize=(5 * cols, 2.8 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True)
     for ax, label in zip(axes.flat, labels):
         s = t[t["label"] == label]
         ax.plot(s["bucket"], s["p50_s"], color="#1565c0", lw=1.5, label="p50")
@@ -721,14 +714,15 @@ def plot_duration_trend(trend, *, checks: Sequence[str] | None = None, max_check
 
 def plot_pass_rate(trend, *, max_checks: int = 40):
     """A heat map: one row per check, one column per period, colour = pass rate (red 0 → green 1)."""
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure
     if trend.empty:
         return _empty_figure("no runs in the history")
     t = trend.assign(label=trend["env"].astype(str) + " · " + trend["phase"].astype(str) + "/" + trend["check"].astype(str))
     grid = t.pivot_table(index="label", columns="bucket", values="pass_rate", aggfunc="mean", observed=True)
     grid = grid.loc[grid.mean(axis=1).sort_values().index[:max_checks]]
-    fig, ax = plt.subplots(figsize=(10, 0.3 * len(grid) + 1.6))
+    fig = Figure(figsize=(10, 0.3 * len(grid) + 1.6))
+    ax = fig.subplots()
     image = ax.imshow(grid.to_numpy(dtype=float), aspect="auto", cmap="RdYlGn", vmin=0, vmax=1, interpolation="nearest")
     ax.set_yticks(range(len(grid)), list(grid.index), fontsize=7)
     ticks = np.linspace(0, len(grid.columns) - 1, num=min(8, len(grid.columns))).astype(int)
@@ -743,12 +737,13 @@ def plot_pass_rate(trend, *, max_checks: int = 40):
 
 def plot_flaky(flaky, *, top: int = 15):
     """Horizontal bars of the flip rate of the most flaky checks."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     f = flaky[flaky["flips"] > 0].head(top)
     if f.empty:
         return _empty_figure("no check switched between pass and fail")
     labels = f["env"].astype(str) + " · " + f["phase"].astype(str) + "/" + f["check"].astype(str)
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(f) + 1.2))
+    fig = Figure(figsize=(8, 0.35 * len(f) + 1.2))
+    ax = fig.subplots()
     ax.barh(labels, f["flip_rate"], color=["#c62828" if x else "#f9a825" for x in f["flaky"]])
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
@@ -760,14 +755,15 @@ def plot_flaky(flaky, *, top: int = 15):
 
 def plot_env_comparison(comparison):
     """Grouped bars: each check's p50 duration in each environment."""
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure
     if comparison.empty:
         return _empty_figure("no environments to compare")
     envs = [e for e in comparison.columns.get_level_values("env").unique() if e]
     p50 = comparison.xs("p50_s", axis=1, level="metric")[envs].astype(float)
     labels = [f"{p}/{c}" for p, c in p50.index]
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(labels) * max(1, len(envs)) / 2 + 1.5))
+    fig = Figure(figsize=(9, 0.45 * len(labels) * max(1, len(envs)) / 2 + 1.5))
+    ax = fig.subplots()
     height = 0.8 / max(1, len(envs))
     y = np.arange(len(labels))
     for i, env in enumerate(envs):
@@ -782,8 +778,9 @@ def plot_env_comparison(comparison):
 
 
 def _empty_figure(text: str):
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 1.2))
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(6, 1.2))
+    ax = fig.subplots()
     ax.text(0.5, 0.5, text, ha="center", va="center")
     ax.set_axis_off()
     return fig
@@ -792,21 +789,8 @@ def _empty_figure(text: str):
 # -- the CLI -------------------------------------------------------------------------------------------
 
 HISTORY_NOTEBOOK = "91_history.ipynb"
-
-
-def execute_notebook(name: str, output: Path, parameters: dict[str, Any], *, timeout_s: float = 600) -> str | None:
-    """Execute ``notebooks/<name>`` with papermill in a child process (the runner's ``netra_nb._execute``).
-
-    Returns None when every cell ran, else what went wrong (one line).
-    """
-    from .runner import notebooks_dir
-    cmd = [sys.executable, "-m", "netra_nb._execute", str(notebooks_dir() / name), str(output),
-           json.dumps(parameters), str(int(timeout_s))]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s + 60)
-    if proc.returncode == 0:
-        return None
-    lines = [ln for ln in (proc.stderr or proc.stdout or "").strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else f"papermill exited {proc.returncode}"
+#: Seconds the history notebook may take (a year of history needs well under a minute).
+NOTEBOOK_TIMEOUT_S = 600
 
 
 def history_main(env: str | None, out: Path) -> int:
@@ -821,10 +805,15 @@ def history_main(env: str | None, out: Path) -> int:
         print(f"netra-nb history: no history{where} under {out / HISTORY_DIR}: every finished run adds "
               f"to it (netra-nb run ENV --out {out})", file=sys.stderr)
         return 2
+    import time
+    from .runner import _run_notebook, notebooks_dir
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     notebook = out.resolve() / HISTORY_DIR / f"report-{stamp}.ipynb"
-    problem = execute_notebook(HISTORY_NOTEBOOK, notebook,
-                               {"outputs_root": str(out.resolve()), "env": env, "last_n_runs": 100})
+    result = _run_notebook("history", notebooks_dir() / HISTORY_NOTEBOOK, notebook,
+                           {"outputs_root": str(out.resolve()), "env": env, "last_n_runs": 100},
+                           time.monotonic() + NOTEBOOK_TIMEOUT_S, notebook.parent / "papermill.log")
+    error = result.get("error") or {}
+    problem = f"{error.get('ename')}: {error.get('evalue')}" if result["status"] != "ok" else None
     if notebook.exists():
         try:
             import nbformat
