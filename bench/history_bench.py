@@ -145,10 +145,6 @@ def write_layout(table: pa.Table, outputs_root: Path) -> dict[str, int]:
     run_start_rows = np.flatnonzero(new_run)
     run_env, run_day, run_key = env[run_start_rows], day[run_start_rows], keys[run_start_rows]
     bounds = np.r_[run_start_rows, len(keys)]
-    # the ordinal of each run within its (env, day), and the last day of each env
-    part_change = np.r_[True, (run_env[1:] != run_env[:-1]) | (run_day[1:] != run_day[:-1])]
-    part_start = np.maximum.accumulate(np.where(part_change, np.arange(len(run_key)), 0))
-    ordinal = np.arange(len(run_key)) - part_start
     last_day = {e: run_day[run_env == e].max() for e in np.unique(run_env)}
     files = {"run files (real)": 0, "run files (placeholders)": 0}
     made_dirs: set[Path] = set()
@@ -273,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     timed("load_history (staging, last 7 days)", lambda: h.load_history(outputs, env="staging", days=7), t)
     timed("load_history (all columns)", lambda: h.load_history(outputs, columns=None), t)
     timed("runs_table (outages)", lambda: h.runs_table(df), t)
-    trend = timed("duration_trend (per day)", lambda: h.duration_trend(df, freq="D"), t)
+    timed("duration_trend (per day)", lambda: h.duration_trend(df, freq="D"), t)
     timed("duration_trend (per 288 runs)", lambda: h.duration_trend(df, every_n_runs=288), t)
     flaky = timed("flaky_checks (last 100 runs)", lambda: h.flaky_checks(df, last_n_runs=100), t)
     timed("flaky_checks (whole year)", lambda: h.flaky_checks(df, last_n_runs=None), t)

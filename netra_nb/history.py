@@ -292,7 +292,6 @@ def _compact(root: Path, rel: str, *, closed: bool) -> Path | None:
     when any run is uncovered; an open day gets a segment of its uncovered runs once there are
     ``SEGMENT_RUNS`` of them. Deciding needs only the folders' file names.
     """
-    import pyarrow as pa
     import pyarrow.dataset as ds
     part = _partition(str(root), rel)
     files, covered = part.primary

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import sys
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -390,6 +390,25 @@ def related_evidence(cases: Sequence[JUnitCase]) -> list[str]:
             if _GET_200.search(line)]
 
 
+def _honesty(case: JUnitCase, mocked: re.Match[str] | None) -> tuple[list[str], list[str]]:
+    """(findings, notes) for a pass: a mock in its output, or a time too short for the network work it claims."""
+    findings, notes = [], []
+    if mocked:
+        findings.append("mock_fallback")
+        notes.append(f"triage: the output shows a mock stood in for the platform ({mocked.group(0)!r}): "
+                     "the pass proves nothing about the platform")
+    claims = sorted(_tokens(case.name, case.classname, Path(case.source.split(":")[0]).stem) & _NETWORK_WORDS)
+    if _tokens(case.classname, case.source) & _LOCAL_WORDS:
+        claims = []  # a unit test module may name the network without using it; only its output counts
+    claims_output = _NETWORK_OUTPUT.search(case.output_text)
+    if case.time_s is not None and case.time_s < FAST_S and (claims or claims_output):
+        findings.append("fake_fast")
+        said = ", ".join(claims) if claims else f"output {claims_output.group(0)!r}"
+        notes.append(f"triage: {_secs(case.time_s)} is too fast for the network work its name or output claims "
+                     f"({said}): no round trip to a platform takes under 10 ms")
+    return findings, notes
+
+
 def diagnose(case: JUnitCase, related: Sequence[str] = ()) -> Diagnosis:
     """Status, category and evidence for one testcase (pure; never raises).
 
@@ -406,35 +425,21 @@ def diagnose(case: JUnitCase, related: Sequence[str] = ()) -> Diagnosis:
     took = _secs(case.time_s)
 
     if case.outcome == "passed":
-        findings: list[str] = []
-        notes: list[str] = []
-        if mocked:
-            findings.append("mock_fallback")
-            notes.append(f"triage: the output shows a mock stood in for the platform ({mocked.group(0)!r}): "
-                         "the pass proves nothing about the platform")
-        claims = sorted((_tokens(case.name, case.classname, Path(case.source.split(':')[0]).stem) & _NETWORK_WORDS))
-        local = bool(_tokens(case.classname, case.source) & _LOCAL_WORDS)
-        claims_output = _NETWORK_OUTPUT.search(output)
-        if case.time_s is not None and case.time_s < FAST_S and ((claims and not local) or claims_output):
-            findings.append("fake_fast")
-            said = ", ".join(claims) if claims and not local else f"output {claims_output.group(0)!r}"
-            notes.append(f"triage: {took} is too fast for the network work its name or output claims ({said}): "
-                         "no round trip to a platform takes under 10 ms")
+        findings, notes = _honesty(case, mocked)
         if findings:
-            category = findings[0]
-            why = "a mock replaced the platform" if category == "mock_fallback" else "too fast for network work"
-            return Diagnosis("fail", category, f"passed in {took}, but {why}: not evidence of a working platform",
-                             _evidence_detail(case, notes), findings=tuple(findings), rule=None, **common)
+            why = "a mock replaced the platform" if findings[0] == "mock_fallback" else "too fast for network work"
+            return Diagnosis("fail", findings[0], f"passed in {took}, but {why}: not evidence of a working platform",
+                             _evidence_detail(case, notes), findings=tuple(findings), **common)
         note = ("triage: no wire evidence — JUnit records only that the test's assertions held; netra-nb did not "
                 "see its traffic")
         return Diagnosis("pass", "ok", f"passed in {took} (JUnit only: no wire evidence)",
-                         _evidence_detail(case, [note]), rule=None, **common)
+                         _evidence_detail(case, [note]), **common)
 
     if case.outcome == "skipped":
         hint = match_rule(primary)
         note = f" (the reason points at {hint[1]})" if hint else ""
         reason = _first_line(case.message or case.text).rstrip(".") or "no reason given"
-        return Diagnosis("skip", "ok", f"skipped: {reason}{note}", _evidence_detail(case, []), rule=None, **common)
+        return Diagnosis("skip", "ok", f"skipped: {reason}{note}", _evidence_detail(case, []), **common)
 
     context = "\n".join(related)
     found = match_rule(primary, "\n".join((output, context)))
@@ -459,8 +464,8 @@ def diagnose(case: JUnitCase, related: Sequence[str] = ()) -> Diagnosis:
     if category == "ws_internal_error":
         notes.append("triage: whether the server closed before or after the first client message is unknown — a JUnit "
                      "file does not record the frames")
-    findings = ["mock_fallback"] if mocked and category != "mock_fallback" else []
-    if findings:
+    findings = ["mock_fallback"] if mocked else []
+    if mocked:
         notes.append(f"triage: the output also shows a mock stood in for the platform ({mocked.group(0)!r})")
     verb = "failed" if case.outcome == "failure" else "errored"
     summary = _first_line(case.message or case.text or case.type) or "no message"

@@ -182,7 +182,6 @@ def e5() -> None:
 
 def e6() -> None:
     cls = "tests.e2e.staging.test_real_agent_execution_staging.TestRealAgentExecutionStaging"
-    py = "tests/e2e/staging/test_real_agent_execution_staging.py"
     write("e6_mock_fallback.xml", suite([
         case(HEALTH, "test_api_health", "6.934",
              failure=("AssertionError: API health check failed: Unexpected status: 503\nassert 503 == 200",

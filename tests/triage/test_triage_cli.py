@@ -12,11 +12,12 @@ from netra_nb.triage import triage_main
 
 
 def finalize_available() -> bool:
+    """triage_main ends with the runner's finalize_run; without it these tests cannot run."""
     try:
-        from netra_nb.runner import finalize_run  # noqa: F401
+        from netra_nb import runner
     except ImportError:
         return False
-    return True
+    return hasattr(runner, "finalize_run")
 
 
 def test_malformed_xml_exits_2_names_file_and_line_and_writes_nothing(tmp_path, capsys):
