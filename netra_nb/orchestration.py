@@ -369,14 +369,37 @@ class _Progress:
                        round(max(ms), 2))
 
 
-async def run_fleet(ctx: Context, users: int | None = None, *, progress: Callable[[str], None] | None = None) -> Fleet:
-    """Obtain a token per user, then open every user's session at once and run one agent run in each."""
+def _fd_headroom(sessions: int) -> str | None:
+    """Raise this process's soft limit of open files toward the hard one when the fleet needs it
+    (one socket per session; the common soft default of 1024 would fail a fleet of 1000)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = sessions + 256  # the kernel, the HTTP pool, files
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(hard, max(need, soft))
+        if target > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        if target < need:
+            return f"only {target} open files allowed (hard limit): a fleet of {sessions} will run out of sockets"
+    return None
+
+
+async def run_fleet(ctx: Context, users: int | None = None, *, progress: Callable[[str], None] | None = None,
+                    tokens: list[UserToken] | None = None) -> Fleet:
+    """Obtain a token per user (or use ``tokens``), then open every user's session at once and run
+    one agent run in each."""
     p = ctx.params
-    n = int(users or p.users)
+    n = int(users or (len(tokens) if tokens else p.users))
     if n < 1:
         raise ConfigError(f"orchestration.users must be at least 1, not {n}")
+    warning = _fd_headroom(n)
+    if warning and progress:
+        progress(f"  fleet: {warning}")
     t_tok = time.perf_counter()
-    tokens = await user_tokens(ctx, n)
+    tokens = tokens[:n] if tokens else await user_tokens(ctx, n)
     tokens_s = time.perf_counter() - t_tok
     ok = [u for u in tokens if u.verdict is None]
     failed = [u for u in tokens if u.verdict is not None]
