@@ -201,3 +201,22 @@ def judge_fresh(params, name):
         finally:
             await ctx.aclose()
     return asyncio.run(go())
+
+
+def test_a_big_fleet_raises_the_open_files_soft_limit():
+    code = ("import resource; from netra_nb.orchestration import _fd_headroom\n"
+            "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+            "print(_fd_headroom(1000), resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "None" and int(out[1]) >= 1256
+
+
+def test_per_user_tokens_never_reach_a_record_unregistered():
+    from netra_nb.redact import redact
+    from netra_nb.refserver import mint_access_token
+    token = mint_access_token("a-secret-that-nobody-ever-registered-anywhere", "e2e-nb-user-7@test.netrasystems.ai")
+    assert orch._JWT.fullmatch(token) is not None  # a JWT: the redactor's generic pattern covers it
+    assert token not in redact(f"Authorization: Bearer {token} and bare {token}")
