@@ -9,8 +9,8 @@ load and each analysis, one real ``append_run`` on top of the year, and the naiv
 * one ``results.jsonl`` per run folder, every file parsed (what a reader without a history does);
 * one Parquet file per run with no segments (timed on a sample, scaled up to the year).
 
-Options: ``--days N`` (default 365), ``--dir PATH`` (default bench/out/history), ``--keep`` (leave the
-generated files), ``--skip-naive``.
+Options: ``--days N`` (default 365), ``--dir PATH`` (default: a new folder under bench/out/), ``--keep``
+(leave the generated files), ``--skip-naive``, ``--sample-runs N`` (the per-run Parquet sample).
 
 The run files and segments that compacted files cover are written empty: a reader that opened
 one would fail, which proves it only lists them (a real history has real files there, which the
@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -241,14 +242,18 @@ def timed(label: str, fn, results: dict[str, float]):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.history_bench", description=__doc__.split("\n")[0])
     ap.add_argument("--days", type=int, default=365)
-    ap.add_argument("--dir", default="bench/out/history")
+    ap.add_argument("--dir", help="where to generate (default: a new folder under bench/out/)")
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--sample-runs", type=int, default=10_000, help="runs in the per-run-Parquet sample")
     args = ap.parse_args(argv)
-    base = Path(args.dir).resolve()
-    if base.exists():
-        shutil.rmtree(base)
+    if args.dir:
+        base = Path(args.dir).resolve()
+        shutil.rmtree(base, ignore_errors=True)
+        base.mkdir(parents=True)
+    else:  # a folder of its own: two benchmarks at once must not delete each other's files
+        Path("bench/out").mkdir(parents=True, exist_ok=True)
+        base = Path(tempfile.mkdtemp(prefix="history-", dir="bench/out")).resolve()
     outputs = base / "outputs"
     t: dict[str, float] = {}
     end = datetime.now(timezone.utc).replace(second=0, microsecond=0)
@@ -263,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     seg_bytes = sum(p.stat().st_size for p in (outputs / h.HISTORY_DIR / "compact").rglob("*.parquet"))
     print(f"  compacted files on disk: {seg_bytes / 1e6:.1f} MB")
 
-    print("\nnetra_nb.history on the year:")
+    print(f"\nnetra_nb.history on {args.days} days:")
     df = timed("load_history (all envs, analysis columns)", lambda: h.load_history(outputs), t)
     assert len(df) == table.num_rows, (len(df), table.num_rows)
     timed("load_history (staging, last 7 days)", lambda: h.load_history(outputs, env="staging", days=7), t)
@@ -313,12 +318,14 @@ def main(argv: list[str] | None = None) -> int:
         per_run = t[f"naive: one Parquet file per run ({sample:,} runs)"] * runs / sample
         ours = t["load_history (all envs, analysis columns)"]
         jsonl = t["naive: read every run's results.jsonl"]
-        print(f"\n{'load a year':<46} {'seconds':>9} {'× ours':>8}")
+        print(f"\n{f'load {args.days} days':<46} {'seconds':>9} {'× ours':>8}")
         print(f"{'netra_nb.history (segments + run files)':<46} {ours:9.2f} {1:8.1f}")
         print(f"{'every run folder results.jsonl':<46} {jsonl:9.2f} {jsonl / ours:8.1f}")
         print(f"{'one Parquet file per run (scaled from sample)':<46} {per_run:9.2f} {per_run / ours:8.1f}")
-    if not args.keep:
-        shutil.rmtree(base)
+    if args.keep:
+        print(f"\nkept: {base}")
+    else:
+        shutil.rmtree(base, ignore_errors=True)
     return 0
 
 

@@ -104,8 +104,15 @@ def _schema():
 
 
 def _parse_time(value: Any) -> datetime | None:
-    from .charts import parse_time  # imported here: the charts module sets matplotlib's backend
-    return parse_time(value.strip() if isinstance(value, str) else value)
+    """ISO 8601 (``Z``, an offset, or naive = UTC) as an aware datetime, or None. Like
+    ``charts.parse_time``, without importing matplotlib into every run's last step."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 _STAMP = re.compile(r"^(\d{8}T\d{6})Z")
