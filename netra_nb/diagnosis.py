@@ -21,7 +21,7 @@ __all__ = ["GoldenPath", "Finding", "golden_path", "findings", "counts", "is_age
 #: The checks whose pass means a real agent run delivered the five events and a result.
 AGENT_RUN_CHECKS = frozenset({"agent_run", "concurrent_agent_runs"})
 PHASE_ORDER = ("connectivity", "agent_pipeline", "orchestration", "triage")
-_TRIAGE_AGENT = re.compile(r"agent.*(execution|pipeline|run|event)|real_agent|golden_path", re.I)
+_TRIAGE_AGENT = re.compile(r"agent.*(execution|pipeline|run|event)|golden_path", re.I)
 
 
 def _get(r: Record | Mapping[str, Any], key: str, default: Any = None) -> Any:
@@ -80,6 +80,12 @@ def golden_path(records: Iterable[Record | Mapping[str, Any]]) -> GoldenPath:
             and not _get(r, "findings")]
     if good:
         r = good[0]
+        if _get(r, "phase") == "triage":
+            # A pytest pass is the suite's claim; triage has no wire evidence of its own.
+            return GoldenPath(True, None, None,
+                              f"The pytest run claims the golden path works: {_get(r, 'check')} passed with no sign "
+                              f"of a mock or a fake timing (the kit saw no wire evidence of its own).",
+                              _get(r, "detail", "") or "")
         return GoldenPath(True, None, None,
                           f"The golden path works: a real agent run started and returned a result "
                           f"({_get(r, 'message', '')}).", _get(r, "detail", "") or "")

@@ -812,10 +812,10 @@ def history_main(env: str | None, out: Path) -> int:
               f"to it (netra-nb run ENV --out {out})", file=sys.stderr)
         return 2
     import time
-    from .runner import _run_notebook, notebooks_dir
+    from .runner import run_notebook, notebooks_dir
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     notebook = out.resolve() / HISTORY_DIR / f"report-{stamp}.ipynb"
-    result = _run_notebook("history", notebooks_dir() / HISTORY_NOTEBOOK, notebook,
+    result = run_notebook("history", notebooks_dir() / HISTORY_NOTEBOOK, notebook,
                            {"outputs_root": str(out.resolve()), "env": env, "last_n_runs": 100},
                            time.monotonic() + NOTEBOOK_TIMEOUT_S, notebook.parent / "papermill.log")
     error = result.get("error") or {}

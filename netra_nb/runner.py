@@ -26,7 +26,7 @@ from .params import Params
 from .records import FRAME_FIELDS, PASSING, RECORD_FIELDS, Record, read_frames, read_records, utc_now
 from .redact import redact
 
-__all__ = ["PHASE_NOTEBOOKS", "REPORT_NOTEBOOK", "RunResult", "new_run_dir", "run_phases", "finalize_run",
+__all__ = ["PHASE_NOTEBOOKS", "REPORT_NOTEBOOK", "RunResult", "new_run_dir", "run_phases", "run_notebook", "finalize_run",
            "exit_code", "notebooks_dir", "write_run_json", "read_run_json"]
 
 PHASE_NOTEBOOKS: dict[str, str] = {
@@ -75,7 +75,7 @@ def _execute_cmd(nb_in: Path, nb_out: Path, parameters: dict[str, Any], cell_tim
             str(int(cell_timeout))]
 
 
-def _run_notebook(phase: str, nb_in: Path, nb_out: Path, parameters: dict[str, Any], deadline: float,
+def run_notebook(phase: str, nb_in: Path, nb_out: Path, parameters: dict[str, Any], deadline: float,
                   log: Path) -> dict[str, Any]:
     """Execute one notebook in a child process before ``deadline`` (time.monotonic)."""
     started = time.monotonic()
@@ -169,7 +169,7 @@ def run_phases(params: Params, params_file: Path, out: Path, *, phases: list[str
     def one(phase: str) -> tuple[str, dict[str, Any]]:
         nb = PHASE_NOTEBOOKS[phase]
         parameters = {"env": env_name, "run_dir": str(run_dir), "params_file": str(params_file)}
-        result = _run_notebook(phase, notebooks_dir() / nb, run_dir / nb, parameters, deadline, log)
+        result = run_notebook(phase, notebooks_dir() / nb, run_dir / nb, parameters, deadline, log)
         print(f"  phase {phase}: notebook {result['status']} in {result['duration_s']:.1f}s", flush=True)
         return phase, result
 
@@ -283,7 +283,8 @@ def _artifacts(run_dir: Path, records: list[Record], summary: dict[str, Any], *,
     try:
         from .history import append_run
         info = read_run_json(run_dir)
-        append_run(run_dir, Path(info.get("outputs_root") or run_dir.parent.parent))
+        if summary.get("env") != "triage":  # the history compares environments; a pytest triage is not one
+            append_run(run_dir, Path(info.get("outputs_root") or run_dir.parent.parent))
     except Exception as exc:  # noqa: BLE001
         problems.append(f"history: {type(exc).__name__}: {exc}")
     if problems:

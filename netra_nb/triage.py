@@ -569,7 +569,7 @@ def triage_main(files: list[Path], out: Path) -> int:
     else 0 — or 3 when the notebook or finalize_run failed (the records are written all the same).
     """
     import time
-    from .runner import _run_notebook, finalize_run, new_run_dir, notebooks_dir, write_run_json
+    from .runner import run_notebook, finalize_run, new_run_dir, notebooks_dir, write_run_json
     started = utc_now()
     files = [Path(f) for f in files]
     try:
@@ -590,7 +590,7 @@ def triage_main(files: list[Path], out: Path) -> int:
     records = triage_records(cases, run_id)
     append_jsonl(run_dir / "results.jsonl", [r.to_dict() for r in records])
 
-    info["notebooks"] = {PHASE: _run_notebook(
+    info["notebooks"] = {PHASE: run_notebook(
         PHASE, notebooks_dir() / TRIAGE_NOTEBOOK, run_dir / TRIAGE_NOTEBOOK,
         {"junit_files": [str(f.resolve()) for f in files], "run_dir": str(run_dir)},
         time.monotonic() + NOTEBOOK_TIMEOUT_S, run_dir / "papermill.log")}
