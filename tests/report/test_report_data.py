@@ -22,7 +22,9 @@ def test_load_run_tolerates_a_partial_folder(runs):
 
 
 def test_load_run_of_an_empty_folder(tmp_path):
-    run = report.load_run(tmp_path)
+    folder = tmp_path / "outputs" / "staging" / "20260101T000000Z-empty"  # no sibling runs to compare with
+    folder.mkdir(parents=True)
+    run = report.load_run(folder)
     assert run.records == [] and run.frames == [] and run.meta == {}
     assert "run.json is missing" in " ".join(report.unfinished_notes(run))
     headline = report.headline_markdown(run)
