@@ -96,6 +96,10 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
            + ("; PYTHONDONTWRITEBYTECODE=1 (every process compiles what it imports)" if m["PYTHONDONTWRITEBYTECODE"] else "")
            + ". Other developers share this machine: each concurrency row says how busy their processes were.",
            ""]
+    if results.get("kept_from"):
+        kf = results["kept_from"]
+        out += [f"(Sections {', '.join(kf['sections'])} are from the previous run on "
+                f"{kf['machine'].get('date', '?')}; this run did only {', '.join(args.only)}.)", ""]
     if "kit" in results:
         k = results["kit"]
         out += ["### 1. Kit overhead (all three phases against a reference platform in its own process)", "",
@@ -143,8 +147,8 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
         out += [title, "",
                 "| users | completed | sessions with ≠ 5 events | sessions/s | opens/s | open p50 / p99 ms | first event p50 / p99 ms "
                 "| first event late p99 ms: platform / client | completion p99 ms | platform % core | client % core "
-                "| client loop lag p99 ms | other processes % core |",
-                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                "| client loop lag p99 ms | other processes % core | accept-queue drops |",
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for f in rows:
             fails = {c: n for c, n in f["categories"].items() if c != "ok"}
             rng = f" ({f['sessions_per_s_range'][0]}–{f['sessions_per_s_range'][1]})" if f.get("repeats", 1) > 1 else ""
@@ -154,7 +158,7 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
                 f"{_ms(f['first_event_ms'], 'p50')} / {_ms(f['first_event_ms'], 'p99')} | "
                 f"{_ms(f['first_event_late_platform_ms'], 'p99')} / {_ms(f['first_event_late_client_ms'], 'p99')} | "
                 f"{_ms(f['completion_ms'], 'p99')} | {f['server_core_pct']} | {f['client_core_pct']} | "
-                f"{f['loop_lag_ms']['p99']} | {f['other_processes_core_pct']} |")
+                f"{f['loop_lag_ms']['p99']} | {f['other_processes_core_pct']} | {f.get('accept_queue_drops', '—')} |")
         out.append("\nsessions/s: completed runs ÷ the fleet's wall time (first open → last session closed; each "
                    "session lasts open + welcome + 1.4 s of agent run + close). opens/s: users ÷ the time until the "
                    "last WebSocket was open. *late*: the first event's delay beyond the 150 ms the platform injects, "
@@ -228,8 +232,16 @@ def main(argv: list[str] | None = None) -> int:
     results["wall_s"] = time.perf_counter() - t0
     out_dir = ROOT / "bench" / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / ("results-quick.json" if args.quick else "results.json")).write_text(
-        json.dumps(results, indent=1, default=str))
+    saved = out_dir / ("results-quick.json" if args.quick else "results.json")
+    if args.only and saved.is_file():
+        # A partial run (--only) keeps the other sections' last figures, and says so.
+        previous = json.loads(saved.read_text())
+        kept = [k for k in (*SECTIONS, "limit") if k in previous and k not in results]
+        for k in kept:
+            results[k] = previous[k]
+        if kept:
+            results["kept_from"] = {"sections": kept, "machine": previous.get("machine", {})}
+    saved.write_text(json.dumps(results, indent=1, default=str))
     if not args.no_write:
         target = out_dir / "RESULTS-quick.md" if args.quick else RESULTS
         write_results(target, markdown(results, args))

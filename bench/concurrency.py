@@ -14,6 +14,7 @@ import json
 import os
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from netra_nb import orchestration as orch
@@ -28,24 +29,35 @@ def _ms(x: float | None) -> float | None:
     return None if x is None else round(x * 1000, 1)
 
 
+def listen_drops() -> int:
+    """The kernel's count of connections dropped because a listener's accept queue was full."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for head, values in zip(lines[::2], lines[1::2]):
+        if head.startswith("TcpExt:"):
+            row = dict(zip(head.split()[1:], values.split()[1:]))
+            return int(row.get("ListenOverflows", 0))
+    return 0
+
+
 def machine_busy_s() -> float:
     """CPU seconds the whole machine has spent busy (all processes, all cores), from /proc/stat."""
     fields = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
 
 
-async def _fleet(platform: Platform, n: int, **overrides: Any) -> tuple[orch.Fleet, float, float]:
-    """(fleet, the platform's CPU seconds, CPU seconds of every other process on the machine)."""
+async def _fleet(platform: Platform, n: int, **overrides: Any) -> tuple[orch.Fleet, float, float, int]:
+    """(fleet, the platform's CPU seconds, CPU seconds of every other process on the machine,
+    connections the platform's full accept queue dropped)."""
     params = parse_params(platform.params(**overrides), source="<bench>")
     ctx = Context(params, phase=orch.PHASE)
     try:
         tokens = await orch.user_tokens(ctx, n)  # not part of the sessions' time or CPU
-        cpu0, busy0 = platform.cpu_s(), machine_busy_s()
+        cpu0, busy0, drops0 = platform.cpu_s(), machine_busy_s(), listen_drops()
         fleet = await orch.run_fleet(ctx, n, tokens=tokens)
-        server_cpu, busy = platform.cpu_s() - cpu0, machine_busy_s() - busy0
+        server_cpu, busy, drops = platform.cpu_s() - cpu0, machine_busy_s() - busy0, listen_drops() - drops0
     finally:
         await ctx.aclose()
-    return fleet, server_cpu, max(0.0, busy - server_cpu - fleet.cpu_s)
+    return fleet, server_cpu, max(0.0, busy - server_cpu - fleet.cpu_s), drops
 
 
 def fleet_figures(fleet: orch.Fleet, server_cpu: float, offsets: tuple[float, ...], other_cpu: float = 0.0) -> dict[str, Any]:
@@ -79,7 +91,10 @@ def fleet_figures(fleet: orch.Fleet, server_cpu: float, offsets: tuple[float, ..
     return {
         "users": fleet.users,
         "completed": len(fleet.completed),
-        "lost_event_sessions": sum(1 for x in s if x.events != 5),
+        # a session whose request went out must get exactly its five events; one that never opened
+        # (a handshake timeout) is a failure, counted in categories, not a lost event
+        "lost_event_sessions": sum(1 for x in s if x.obs is not None and orch._request_frame(x.obs) is not None
+                                   and x.events != 5),
         "foreign_events": sum(len(x.foreign) for x in s),
         "categories": dict(fleet.categories()),
         "wall_s": round(fleet.wall_s, 3),
@@ -120,8 +135,9 @@ def run(sizes: list[int], *, repeats: int = 1, say=print) -> list[dict[str, Any]
         for n in sizes:
             figs = []
             for _ in range(repeats):
-                fleet, server_cpu, other = asyncio.run(_fleet(platform, n))
+                fleet, server_cpu, other, drops = asyncio.run(_fleet(platform, n))
                 figs.append(fleet_figures(fleet, server_cpu, DEFAULT_OFFSETS, other))
+                figs[-1]["accept_queue_drops"] = drops
                 del fleet
             figs.sort(key=lambda f: f["sessions_per_s"] or 0.0)
             fig = dict(figs[len(figs) // 2])
@@ -140,9 +156,10 @@ def find_limit(sizes: list[int], *, say=print, ws_open: float = 10.0) -> list[di
     for n in sizes:
         with Platform() as platform:
             t0 = time.perf_counter()
-            fleet, server_cpu, other = asyncio.run(_fleet(platform, n, timeouts={"http": 10, "ws_open": ws_open,
-                                                                                 "agent_run": 30, "run": 900}))
+            fleet, server_cpu, other, drops = asyncio.run(_fleet(platform, n, timeouts={
+                "http": 10, "ws_open": ws_open, "agent_run": 30, "run": 900}))
             fig = fleet_figures(fleet, server_cpu, DEFAULT_OFFSETS, other)
+            fig["accept_queue_drops"] = drops
             fig["ws_open_timeout_s"] = ws_open
             fig["bench_s"] = round(time.perf_counter() - t0, 1)
             out.append(fig)
@@ -160,4 +177,5 @@ def line(f: dict[str, Any]) -> str:
             f"(late by p99 {f['first_event_late_ms']['p99']} ms: platform {f['first_event_late_platform_ms']['p99']}, "
             f"client {f['first_event_late_client_ms']['p99']}); open p99 {f['open_ms']['p99']} ms; "
             f"platform {f['server_core_pct']}% of a core, client {f['client_core_pct']}%, "
-            f"client loop lag p99 {f['loop_lag_ms']['p99']} ms, other processes {f['other_processes_core_pct']}%")
+            f"client loop lag p99 {f['loop_lag_ms']['p99']} ms, other processes {f['other_processes_core_pct']}%, "
+            f"accept-queue drops {f.get('accept_queue_drops')}")

@@ -220,3 +220,14 @@ def test_per_user_tokens_never_reach_a_record_unregistered():
     token = mint_access_token("a-secret-that-nobody-ever-registered-anywhere", "e2e-nb-user-7@test.netrasystems.ai")
     assert orch._JWT.fullmatch(token) is not None  # a JWT: the redactor's generic pattern covers it
     assert token not in redact(f"Authorization: Bearer {token} and bare {token}")
+
+
+def test_local_jwt_users_share_sign_tokens_claims_but_not_their_identity(monkeypatch):
+    import jwt
+    monkeypatch.setenv("NETRA_NB_TEST_SIGNING", "s" * 40)
+    p = PARAMS.with_overrides(auth=PARAMS.auth.__class__(method="local_jwt", secret_env="NETRA_NB_TEST_SIGNING"))
+    users = asyncio.run(orch.user_tokens(Context(p), 3))
+    claims = [jwt.decode(u.token, "s" * 40, algorithms=["HS256"], audience="netra-platform") for u in users]
+    assert [c["sub"] for c in claims] == ["e2e-nb-user-0", "e2e-nb-user-1", "e2e-nb-user-2"] == [u.user_id for u in users]
+    assert len({c["jti"] for c in claims}) == 3 and len({c["email"] for c in claims}) == 3
+    assert all(set(c) == set(claims[0]) for c in claims)
