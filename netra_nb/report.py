@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from . import charts
+from .charts import _num, _phase_rank  # one definition of each, shared with the charts
 from .categories import category_info
 from .diagnosis import PHASE_ORDER, Finding, GoldenPath, counts, findings, golden_path, is_agent_run
 from .frames import AGENT_EVENTS
@@ -121,20 +122,8 @@ def _secs(value: Any) -> str:
     return f"{v:.3f} s" if v < 10 else f"{v:.1f} s"
 
 
-def _num(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if v == v else None
-
-
 def _lower_first(s: str) -> str:
     return s[:1].lower() + s[1:] if s else s
-
-
-def _phase_rank(phase: Any) -> int:
-    return PHASE_ORDER.index(phase) if phase in PHASE_ORDER else len(PHASE_ORDER)
 
 
 def _when(value: Any) -> str:
