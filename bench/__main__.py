@@ -96,10 +96,9 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
            + ("; PYTHONDONTWRITEBYTECODE=1 (every process compiles what it imports)" if m["PYTHONDONTWRITEBYTECODE"] else "")
            + ". Other developers share this machine: each concurrency row says how busy their processes were.",
            ""]
-    if results.get("kept_from"):
-        kf = results["kept_from"]
-        out += [f"(Sections {', '.join(kf['sections'])} are from the previous run on "
-                f"{kf['machine'].get('date', '?')}; this run did only {', '.join(args.only)}.)", ""]
+    if results.get("kept"):
+        out += ["(This run did only " + ", ".join(args.only) + "; kept from earlier runs: "
+                + ", ".join(f"{k} ({results['measured_at'][k]})" for k in results["kept"]) + ".)", ""]
     if "kit" in results:
         k = results["kit"]
         out += ["### 1. Kit overhead (all three phases against a reference platform in its own process)", "",
@@ -164,6 +163,10 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
                    "last WebSocket was open. *late*: the first event's delay beyond the 150 ms the platform injects, "
                    "split by the platform's own timestamp on the event into request transit + platform queueing "
                    "and transit + client queueing (one clock: same machine).")
+        if key == "concurrency" and rows:
+            out.append("\nWelcome → request, p50 per size: "
+                       + ", ".join(f"{f['users']}: {f.get('welcome_to_request_ms')} ms" for f in rows)
+                       + " (the 0.25 s October-handshake grace of `WsSession.welcome`, waited in every era).")
         if key == "concurrency" and rows and rows[0].get("repeats", 1) > 1:
             out.append(f"\nMedian of {rows[0]['repeats']} fleets per size (by sessions/s; the range in brackets); "
                        f"sessions with lost events over all repeats: "
@@ -229,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     if "history" in sections:
         print("\n4. run history", flush=True)
         results["history"] = history(args.quick)
+    results["measured_at"] = {k: m["date"] for k in (*SECTIONS, "limit") if k in results}
     results["wall_s"] = time.perf_counter() - t0
     out_dir = ROOT / "bench" / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -239,8 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         kept = [k for k in (*SECTIONS, "limit") if k in previous and k not in results]
         for k in kept:
             results[k] = previous[k]
+            results["measured_at"][k] = previous.get("measured_at", {}).get(k, previous.get("machine", {}).get("date", "?"))
         if kept:
-            results["kept_from"] = {"sections": kept, "machine": previous.get("machine", {})}
+            results["kept"] = kept
     saved.write_text(json.dumps(results, indent=1, default=str))
     if not args.no_write:
         target = out_dir / "RESULTS-quick.md" if args.quick else RESULTS

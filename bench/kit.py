@@ -62,20 +62,22 @@ def _direct(params_file: Path, run_dir: Path, concurrent: bool) -> dict[str, Any
 
 
 async def _bookkeeping(params, n: int) -> dict[str, Any]:
-    """Per-check cost of Context.run (deadline, record, redaction, results.jsonl) over a bare HTTP call."""
+    """Per-check cost of Context.run (deadline, record, redaction, results.jsonl) over a bare HTTP call
+    (medians of interleaved calls)."""
     with tempfile.TemporaryDirectory() as tmp:
         ctx = Context(params, phase="connectivity", run_dir=tmp)
         try:
             client = await ctx.http()
             await http_call(client, "GET", params.base_url + "/health", timeout=5)
-            t = time.perf_counter()
-            for _ in range(n):
+            bares, checks = [], []
+            for _ in range(n):  # interleaved, so that drift on a shared machine hits both alike
+                t = time.perf_counter()
                 await http_call(client, "GET", params.base_url + "/health", timeout=5)
-            bare = (time.perf_counter() - t) / n
-            t = time.perf_counter()
-            for _ in range(n):
+                bares.append(time.perf_counter() - t)
+                t = time.perf_counter()
                 await ctx.run("health")
-            wrapped = (time.perf_counter() - t) / n
+                checks.append(time.perf_counter() - t)
+            bare, wrapped = orch.percentile(bares, 50), orch.percentile(checks, 50)
             ws = [await ctx.run(name) for name in ("websocket_connect", "websocket_ping") for _ in range(3)]
         finally:
             await ctx.aclose()

@@ -728,6 +728,8 @@ class OrchestrationPhase:
         self.fleet: Fleet | None = None
 
     def __getattr__(self, name: str) -> Any:  # plan(), table(), chart(), params, records, …
+        if name == "_phase":
+            raise AttributeError(name)
         return getattr(self._phase, name)
 
     def run(self, only: Iterable[str] | None = None, *, progress: bool = True) -> list:
@@ -761,9 +763,14 @@ class OrchestrationPhase:
         ph.records = run_sync(go())
         return ph.records
 
-    def sessions(self):
-        """The per-session table of the last run (empty before a run, or when no session could start)."""
-        return sessions_frame(self.fleet)
+    def sessions(self, *, worst_first: bool = False):
+        """The per-session table of the last run (empty before a run, or when no session could start);
+        ``worst_first``: failures first, then the slowest completions."""
+        df = sessions_frame(self.fleet)
+        if worst_first and len(df):
+            df = df.assign(_ok=df["category"].eq("ok")).sort_values(
+                ["_ok", "completion_s"], ascending=[True, False], na_position="first", kind="stable").drop(columns="_ok")
+        return df
 
     def latency_chart(self):
         return latency_chart(self.fleet)

@@ -141,12 +141,11 @@ def orchestration_notebook() -> nbformat.NotebookNode:
         new_markdown_cell(
             "## Every session\n\nOne row per user: how long the WebSocket took to open, the time from the request "
             "to the first agent event and to `agent_completed`, how many of its own agent events arrived, and its "
-            "category. Failures first."),
+            "category. Failures first, then the slowest; `sessions` holds every row."),
         new_code_cell(
-            "sessions = phase.sessions()\n"
+            "sessions = phase.sessions(worst_first=True)\n"
             'display(sessions["category"].value_counts().rename("sessions").to_frame())\n'
-            'sessions.sort_values(["category", "completion_s"], key=lambda c: c.ne("ok") if c.name == "category" '
-            "else c, ascending=[False, False]).head(50)"),
+            "sessions.head(50)"),
         new_markdown_cell(
             "## Latency distributions\n\nOpen, first agent event and completion over all sessions; solid, dashed "
             "and dotted lines mark p50, p95 and p99."),
