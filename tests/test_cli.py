@@ -75,6 +75,10 @@ def test_healthy_run_exits_0_with_every_file(tmp_path, healthy_platform):
     assert summary["golden_path"] == {"working": True, "blocked_by": None, "phase": None}
     assert summary["counts"].get("fail", 0) == 0 and summary["env"] == "test"
     assert list((run_dir / "charts").glob("*.png"))
+    for name in ("00_connectivity.ipynb", "01_agent_pipeline.ipynb"):  # the phase notebooks show their charts
+        cells = json.loads((run_dir / name).read_text())["cells"]
+        images = [o for c in cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert len(images) >= 2, name
 
 
 @pytest.mark.notebook

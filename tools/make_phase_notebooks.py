@@ -23,6 +23,7 @@ def phase_notebook(phase: str, title: str, intro: str, dig: str, ws_checks: list
         new_markdown_cell(f"# {title}\n\n{intro}"),
         params_cell(),
         new_code_cell(
+            "%matplotlib inline\n"
             "import netra_nb as nb\n\n"
             f'phase = nb.Phase("{phase}", env=env, run_dir=run_dir or None, params_file=params_file or None)\n'
             'print(f"environment {phase.params.name}: {phase.params.base_url} (token: {phase.params.auth.method}, '
@@ -91,10 +92,6 @@ NOTEBOOKS = {
         ["agent_run", "ws_invalid_json", "ws_empty_request"]),
 }
 
-if __name__ == "__main__":
-    for name, nb in NOTEBOOKS.items():
-        nbformat.write(nb, HERE / name)
-        print("wrote", HERE / name)
 
 
 # -- 02 orchestration ---------------------------------------------------------------------------
@@ -170,5 +167,9 @@ def orchestration_notebook() -> nbformat.NotebookNode:
 NOTEBOOKS["02_orchestration.ipynb"] = orchestration_notebook()
 
 if __name__ == "__main__":
-    nbformat.write(NOTEBOOKS["02_orchestration.ipynb"], HERE / "02_orchestration.ipynb")
-    print("wrote", HERE / "02_orchestration.ipynb")
+    for name, nb in NOTEBOOKS.items():
+        # Stable cell ids, so regenerating a notebook changes only what changed.
+        for i, cell in enumerate(nb.cells):
+            cell.id = f"{name.split('_')[0]}-{i:02d}"
+        nbformat.write(nb, HERE / name)
+        print("wrote", HERE / name)
