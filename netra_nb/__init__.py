@@ -12,12 +12,13 @@ from .categories import CATEGORIES, category_info
 from .checks import CHECKS, PHASE_CHECKS
 from . import orchestration  # noqa: E402,F401 - registers the orchestration phase's checks
 from .diagnosis import findings, golden_path
+from .orchestration import OrchestrationPhase
 from .notebook import CheckResult, Phase, check, duration_chart, frames_chart, records_frame, run_sync
 from .params import ConfigError, Params, load_params
 from .records import Frame, Record, read_records
 
 __all__ = [
-    "CATEGORIES", "CHECKS", "PHASE_CHECKS", "CheckResult", "ConfigError", "Frame", "Params", "Phase", "Record",
+    "CATEGORIES", "CHECKS", "PHASE_CHECKS", "CheckResult", "OrchestrationPhase", "ConfigError", "Frame", "Params", "Phase", "Record",
     "category_info", "check", "duration_chart", "findings", "frames_chart", "golden_path", "load_params",
     "read_records", "records_frame", "run_sync",
 ]

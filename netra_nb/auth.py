@@ -18,7 +18,7 @@ import jwt
 from .params import ConfigError, Params
 from .redact import register_secret
 
-__all__ = ["secret_from_env", "sign_token", "token_subject", "e2e_request", "TokenInfo", "check_auth_config",
+__all__ = ["secret_from_env", "signing_secret", "sign_token", "token_subject", "e2e_request", "TokenInfo", "check_auth_config",
            "local_token"]
 
 
@@ -43,12 +43,13 @@ def check_auth_config(params: Params) -> None:
     if method == "e2e_endpoint":
         secret_from_env(params.auth.key_env, purpose="the E2E bypass key for auth.method e2e_endpoint")
     elif method == "local_jwt":
-        _signing_secret(params)
+        signing_secret(params)
     elif method == "token":
         secret_from_env(params.auth.token_env, purpose="a ready-made token for auth.method token")
 
 
-def _signing_secret(params: Params) -> str:
+def signing_secret(params: Params) -> str:
+    """The local_jwt signing secret from the environment (registered for redaction)."""
     # The contract: JWT_SECRET_STAGING (or the file's secret_env), then JWT_SECRET_KEY.
     for name in dict.fromkeys((params.auth.secret_env, "JWT_SECRET_KEY")):
         if os.environ.get(name, "").strip():
@@ -57,7 +58,10 @@ def _signing_secret(params: Params) -> str:
 
 
 def sign_token(secret: str, user_id: str, email: str, *, ttl_s: int = 900,
-               permissions: tuple[str, ...] = ("read", "write", "execute", "agent_access")) -> str:
+               permissions: tuple[str, ...] = ("read", "write", "execute", "agent_access"),
+               register: bool = True) -> str:
+    """An HS256 access token with the contract's claims; registered for redaction unless told not to
+    (a fleet of per-user JWTs relies on the redactor's JWT pattern instead of 500 exact matches)."""
     now = int(time.time())
     claims = {
         "sub": user_id, "email": email, "permissions": list(permissions), "iat": now, "exp": now + ttl_s,
@@ -65,12 +69,13 @@ def sign_token(secret: str, user_id: str, email: str, *, ttl_s: int = 900,
         "jti": uuid.uuid4().hex,
     }
     token = jwt.encode(claims, secret, algorithm="HS256")
-    register_secret(token)
+    if register:
+        register_secret(token)
     return token
 
 
 def local_token(params: Params, user_id: str | None = None) -> TokenInfo:
-    secret = _signing_secret(params)
+    secret = signing_secret(params)
     uid = user_id or f"e2e-{params.auth.email.split('@')[0]}"
     return TokenInfo(sign_token(secret, uid, params.auth.email), uid, "local_jwt")
 

@@ -194,7 +194,8 @@ class Context:
                 http_status=w.upgrade_status if o.http is None else fields.get("http_status"),
                 ws_close_code=w.close_code, ws_close_reason=redact(w.close_reason), ws_closed_by=w.closed_by,
                 connect_s=w.connect_s, ws_open_s=w.open_s, target=w.url,
-                first_event_s=(first_event - (w.first_client_message_t or 0.0)) if first_event is not None else None,
+                first_event_s=(first_event - (w.request_t if w.request_t is not None else (w.first_client_message_t or 0.0)))
+                if first_event is not None else None,
                 events_seen=agent_seen if spec.kind == "agent" else list(dict.fromkeys(seen)),
                 events_missing=[e for e in AGENT_EVENTS if e not in seen] if spec.kind == "agent" else [],
                 connection_id=str(welcome.get("connection_id")) if isinstance(welcome, dict) and welcome.get("connection_id") else None,
@@ -389,7 +390,7 @@ async def check_ws_connect(ctx: Context) -> Outcome:
     s, _ = await _open_welcomed(ctx)
     if s.obs.welcome is not None:
         # Stay a moment: a server that closes right after the welcome fails here, not later.
-        await s.receive(0.5)
+        await s.receive(0.2)
     await s.close()
     verdict = judge_welcome(s.obs, ctx.params.sla_http)
     if verdict.status in ("pass", "degraded") and s.obs.close_code is not None:
@@ -403,7 +404,7 @@ async def _request_reply(ctx: Context, message: Any, expected: Callable[[Any], b
     s, _ = await _open_welcomed(ctx)
     sent = False
     if s.obs.welcome is not None and s.obs.close_code is None:
-        sent = await s.send(message)
+        sent = await s.send(message, request=True)
         if sent:
             got = await s.receive_until(lambda f: expected(f.norm), time.perf_counter() + ctx.params.timeout_ws_open)
             if got is None:
@@ -512,7 +513,7 @@ async def agent_run_session(ctx: Context, token: str | None, user_id: str | None
     if s.obs.opened:
         await s.welcome(p.timeout_ws_open)
     if s.obs.welcome is not None and s.obs.close_code is None:
-        sent = await s.send(agent_request(p, run_id, f"thread_{uuid.uuid4().hex[:12]}"))
+        sent = await s.send(agent_request(p, run_id, f"thread_{uuid.uuid4().hex[:12]}"), request=True)
     if sent:
         end = time.perf_counter() + p.timeout_agent_run
         done = await s.receive_until(

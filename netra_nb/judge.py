@@ -59,6 +59,8 @@ def classify_exception(exc: BaseException, stage: str = "") -> tuple[str, str]:
     text = " | ".join(_exc_text(e) for e in _chain(exc))
     names = {type(e).__name__ for e in _chain(exc)}
     lowered = text.lower()
+    if "too many open files" in lowered or any(getattr(e, "errno", None) in (23, 24) for e in _chain(exc)):
+        return "client_error", text + " (the client ran out of file handles: raise `ulimit -n`)"
     for e in _chain(exc):
         if isinstance(e, socket.gaierror) or "name or service not known" in lowered or "nodename nor servname" in lowered \
                 or "temporary failure in name resolution" in lowered or "no address associated" in lowered:
@@ -328,7 +330,7 @@ def judge_agent_run(
     if early:
         return early
     received = obs.received()
-    t_req = obs.first_client_message_t or 0.0
+    t_req = obs.request_t if obs.request_t is not None else (obs.first_client_message_t or 0.0)
     agent_frames = [f for f in received if f.norm.event in AGENT_EVENTS + FAILURE_EVENTS]
     seen = [f.norm.event for f in agent_frames]
     frames = _frames_text(obs, 16)
@@ -406,7 +408,7 @@ def judge_reply(
     early = _before_the_request(obs, request_sent, f"could not send the request for {expectation}")
     if early:
         return early
-    t_req = obs.first_client_message_t or 0.0
+    t_req = obs.request_t if obs.request_t is not None else (obs.first_client_message_t or 0.0)
     replies = [f for f in obs.received() if f.t >= t_req]
     match = next((f for f in replies if expected(f.norm)), None)
     if match is not None:

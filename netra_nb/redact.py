@@ -32,16 +32,34 @@ _GENERIC = [
 ]
 
 
+_dirty = False
+# Cheap substring test before the generic patterns: most text holds none of these.
+_HINTS = ("eyj", "bearer", "jwt", "token", "key", "authorization", "secret", "password")
+
+
 def register_secret(value: str | None) -> None:
-    """Remember a secret value so that :func:`redact` removes it from any text."""
-    global _pattern
+    """Remember a secret value so that :func:`redact` removes it from any text.
+
+    Registering is O(1); the combined pattern is rebuilt lazily on the next :func:`redact`, so
+    registering a token per user for hundreds of users costs one compile, not one per token.
+    """
+    global _dirty
     if not value or not isinstance(value, str) or len(value) < 4:
         return
     with _lock:
-        if value in _secrets:
-            return
-        _secrets.add(value)
-        _pattern = re.compile("|".join(re.escape(s) for s in sorted(_secrets, key=len, reverse=True)))
+        if value not in _secrets:
+            _secrets.add(value)
+            _dirty = True
+
+
+def _known_pattern() -> re.Pattern[str] | None:
+    global _pattern, _dirty
+    if _dirty:
+        with _lock:
+            if _dirty:
+                _pattern = re.compile("|".join(re.escape(s) for s in sorted(_secrets, key=len, reverse=True)))
+                _dirty = False
+    return _pattern
 
 
 def known_secrets() -> frozenset[str]:
@@ -53,11 +71,13 @@ def redact(text: Any) -> Any:
     """Return ``text`` with every known secret and secret-looking value replaced; non-strings pass through."""
     if not isinstance(text, str) or not text:
         return text
-    pattern = _pattern
+    pattern = _known_pattern()
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
-    for regex, repl in _GENERIC:
-        text = regex.sub(repl, text)
+    lowered = text.lower()
+    if any(hint in lowered for hint in _HINTS):
+        for regex, repl in _GENERIC:
+            text = regex.sub(repl, text)
     return text
 
 

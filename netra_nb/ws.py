@@ -63,6 +63,7 @@ class WsObservation:
     close_reason: str | None = None
     closed_by: str | None = None  # server | client | None (no close frame: 1006)
     first_client_message_t: float | None = None
+    request_t: float | None = None  # when the request under test went out (not a handshake ack)
     bytes_sent: int = 0
     bytes_received: int = 0
 
@@ -131,6 +132,7 @@ class WsSession:
         self.obs = WsObservation(url=redact(self.url), placement=placement)
         self.conn: ClientConnection | None = None
         self._sock: socket.socket | None = None
+        self._acked = False
 
     # -- opening ---------------------------------------------------------------------------
     async def __aenter__(self) -> "WsSession":
@@ -220,8 +222,11 @@ class WsSession:
         return False
 
     # -- talking ---------------------------------------------------------------------------
-    async def send(self, message: Any) -> bool:
-        """Send a JSON object (or raw text); False if the connection is gone."""
+    async def send(self, message: Any, *, request: bool = False) -> bool:
+        """Send a JSON object (or raw text); False if the connection is gone.
+
+        ``request`` marks the message under test: its time is what agent latencies count from.
+        """
         if self.conn is None:
             return False
         text = message if isinstance(message, str) else json.dumps(message)
@@ -236,6 +241,8 @@ class WsSession:
         self.obs.frames.append(WsFrame(t, "sent", size, redact(text[:TEXT_KEEP]), normalize(text)))
         if self.obs.first_client_message_t is None:
             self.obs.first_client_message_t = t
+        if request and self.obs.request_t is None:
+            self.obs.request_t = t
         return True
 
     async def receive(self, timeout: float) -> WsFrame | None:
@@ -265,6 +272,11 @@ class WsSession:
         if norm.event == "ping" and self.conn is not None:
             # Early-era servers ping with JSON frames and expect a JSON pong.
             await self.send({"type": "pong"})
+        elif norm.event == "handshake_response" and not self._acked:
+            # October: acknowledge the server's handshake whenever it arrives.
+            self._acked = True
+            body = norm.data if isinstance(norm.data, dict) else {}
+            await self.send({"type": "handshake_acknowledged", "thread_id": body.get("thread_id") or _get(payload, "thread_id")})
         return frame
 
     async def receive_until(self, stop: Callable[[WsFrame], bool], deadline: float) -> WsFrame | None:
@@ -276,7 +288,7 @@ class WsSession:
             if stop(frame):
                 return frame
 
-    async def welcome(self, timeout: float, handshake_grace: float = 0.25) -> bool:
+    async def welcome(self, timeout: float, handshake_grace: float = 0.05) -> bool:
         """Read the welcome of any era; answer the October handshake when the server starts one."""
         obs = self.obs
         if self.conn is None:
@@ -287,12 +299,10 @@ class WsSession:
             return False
         obs.welcome = frame.norm
         obs.welcome_s = frame.t
-        # October: handshake_response {thread_id, run_id} follows at once; acknowledge it.
+        # October: handshake_response follows the welcome at once (receive() acknowledges it);
+        # a short grace lets it arrive, then wait for handshake_complete before the request.
         nxt = await self.receive(min(handshake_grace, deadline - time.perf_counter()))
         if nxt is not None and nxt.norm.event == "handshake_response":
-            body = nxt.norm.data or {}
-            thread_id = (body.get("thread_id") if isinstance(body, dict) else None) or _get(nxt.text, "thread_id")
-            await self.send({"type": "handshake_acknowledged", "thread_id": thread_id})
             await self.receive_until(lambda f: f.norm.event == "handshake_complete", min(deadline, time.perf_counter() + 2))
         obs.stage = "open"
         return obs.close_code is None
