@@ -10,9 +10,8 @@ The public surface for notebooks and for an engineer in JupyterLab::
 
 from .categories import CATEGORIES, category_info
 from .checks import CHECKS, PHASE_CHECKS
-from . import orchestration  # noqa: E402,F401 - registers the orchestration phase's checks
 from .diagnosis import findings, golden_path
-from .orchestration import OrchestrationPhase
+from .orchestration import OrchestrationPhase  # importing it registers the orchestration checks
 from .notebook import CheckResult, Phase, check, duration_chart, frames_chart, records_frame, run_sync
 from .params import ConfigError, Params, load_params
 from .records import Frame, Record, read_records

@@ -108,13 +108,14 @@ class Phase:
         return pd.DataFrame([{"check": n, "what": CHECKS[n].title, "why": CHECKS[n].why} for n in self.checks])
 
     def run(self, only: Iterable[str] | None = None, *, progress: bool = True) -> list[Record]:
+        """Run the phase's checks in order; a line per check as it ends (``progress``)."""
         names = [n for n in self.checks if only is None or n in set(only)]
-        p = self.params
         if progress:
-            print(f"{self.phase}: {len(names)} checks against {p.name} ({p.base_url})", flush=True)
+            print(self._header(len(names)), flush=True)
 
         async def go() -> list[Record]:
-            ctx = Context(p, phase=self.phase, run_dir=self.run_dir, run_id=self.run_id)
+            ctx = Context(self.params, phase=self.phase, run_dir=self.run_dir, run_id=self.run_id)
+            self._prepare(ctx, progress)
             out = []
             try:
                 for n in names:
@@ -122,14 +123,25 @@ class Phase:
                     out.append(r)
                     if progress:
                         print(f"  {_STATUS_MARK.get(r.status, r.status)} {n:<22} {r.duration_s:7.3f}s  "
-                              f"{r.category if r.category != 'ok' else ''} {r.message}"[:240], flush=True)
+                              f"{r.category if r.category != 'ok' else ''} {r.message}"[:300], flush=True)
             finally:
                 await ctx.aclose()
             self.frames.extend(ctx.frames)
+            self._finish(ctx)
             return out
 
         self.records = run_sync(go())
         return self.records
+
+    # Hooks for phases that keep more than records (orchestration keeps its fleet).
+    def _header(self, n: int) -> str:
+        return f"{self.phase}: {n} checks against {self.params.name} ({self.params.base_url})"
+
+    def _prepare(self, ctx: Context, progress: bool) -> None:
+        pass
+
+    def _finish(self, ctx: Context) -> None:
+        pass
 
     def table(self):
         return records_frame(self.records)

@@ -47,6 +47,7 @@ from .checks import Context, Outcome, agent_run_session, check
 from .frames import AGENT_EVENTS, FAILURE_EVENTS
 from .http import HttpObservation, http_call
 from .judge import Verdict, judge_agent_run, judge_http
+from .notebook import Phase
 from .params import ConfigError, Params
 from .records import utc_now
 from .redact import register_secret
@@ -549,8 +550,8 @@ async def check_user_isolation(ctx: Context) -> Outcome:
     extra = _aggregate_fields(fleet, None)
     note = _identity_note(fleet)
     if not with_events:
-        verdict = Verdict("skip", "ok", f"no session received an agent event, so isolation cannot be judged "
-                          f"(see concurrent_agent_runs)", _fleet_evidence(fleet))
+        verdict = Verdict("skip", "ok", "no session received an agent event, so isolation cannot be judged "
+                          "(see concurrent_agent_runs)", _fleet_evidence(fleet))
         return Outcome(verdict, ws=fleet.observations, extra=extra, frames=False)
     runs = {s.own_run: s.user for s in ran if s.own_run}
     problems = []
@@ -702,7 +703,7 @@ def completions_chart(data: Fleet | Any, title: str = "orchestration: sessions o
     return fig
 
 
-class OrchestrationPhase:
+class OrchestrationPhase(Phase):
     """The orchestration notebook's handle: a :class:`~netra_nb.notebook.Phase` that keeps the fleet.
 
     ``users`` (0: the params file's ``orchestration.users``) is how many users run at once.
@@ -710,49 +711,23 @@ class OrchestrationPhase:
 
     def __init__(self, env: str | None = "local", run_dir: str | None = None, *, params_file: str | None = None,
                  params: Params | None = None, users: int = 0, run_id: str | None = None) -> None:
-        from .notebook import Phase
-        self._phase = Phase(PHASE, env, run_dir, params_file=params_file, params=params, run_id=run_id)
+        super().__init__(PHASE, env, run_dir, params_file=params_file, params=params, run_id=run_id)
         if users:
             if int(users) < 1:
                 raise ConfigError(f"users must be at least 1, not {users}")
-            self._phase.params = self._phase.params.with_overrides(users=int(users))
+            self.params = self.params.with_overrides(users=int(users))
         self.fleet: Fleet | None = None
 
-    def __getattr__(self, name: str) -> Any:  # plan(), table(), chart(), params, records, …
-        if name == "_phase":
-            raise AttributeError(name)
-        return getattr(self._phase, name)
+    def _header(self, n: int) -> str:
+        p = self.params
+        return f"{PHASE}: {n} checks over {p.users} users at once against {p.name} ({p.base_url})"
 
-    def run(self, only: Iterable[str] | None = None, *, progress: bool = True) -> list:
-        """Run the phase's checks (one fleet, judged by each); progress as the sessions finish."""
-        from .notebook import _STATUS_MARK, run_sync
-        ph = self._phase
-        names = [n for n in ph.checks if only is None or n in set(only)]
-        p = ph.params
-        if progress:
-            print(f"{PHASE}: {len(names)} checks over {p.users} users at once against {p.name} ({p.base_url})",
-                  flush=True)
+    def _prepare(self, ctx: Context, progress: bool) -> None:
+        if progress:  # a line as the sessions finish
+            _PROGRESS[ctx] = lambda line: print(line, flush=True)
 
-        async def go() -> list:
-            ctx = Context(p, phase=PHASE, run_dir=ph.run_dir, run_id=ph.run_id)
-            if progress:
-                _PROGRESS[ctx] = lambda line: print(line, flush=True)
-            out = []
-            try:
-                for n in names:
-                    r = await ctx.run(n)
-                    out.append(r)
-                    if progress:
-                        print(f"  {_STATUS_MARK.get(r.status, r.status)} {n:<22} {r.duration_s:7.3f}s  "
-                              f"{r.category if r.category != 'ok' else ''} {r.message}"[:300], flush=True)
-            finally:
-                await ctx.aclose()
-            ph.frames.extend(ctx.frames)
-            self.fleet = _FLEETS.get(ctx)
-            return out
-
-        ph.records = run_sync(go())
-        return ph.records
+    def _finish(self, ctx: Context) -> None:
+        self.fleet = _FLEETS.get(ctx)
 
     def sessions(self, *, worst_first: bool = False):
         """The per-session table of the last run (empty before a run, or when no session could start);

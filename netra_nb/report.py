@@ -32,7 +32,7 @@ import pandas as pd
 from . import charts
 from .charts import _num, _phase_rank  # one definition of each, shared with the charts
 from .categories import category_info
-from .diagnosis import PHASE_ORDER, Finding, GoldenPath, counts, findings, golden_path, is_agent_run
+from .diagnosis import Finding, GoldenPath, counts, findings, golden_path, is_agent_run
 from .frames import AGENT_EVENTS
 from .records import PASSING, Record, read_jsonl
 from .redact import redact

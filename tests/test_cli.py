@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kit_helpers import KEY_ENV, ROOT, SECRET_ENV, write_params
+from kit_helpers import ROOT, SECRET_ENV, write_params
 
 RUN_FILES = ["00_connectivity.ipynb", "01_agent_pipeline.ipynb", "report.ipynb", "report.html", "results.jsonl",
              "results.parquet", "events.parquet", "summary.json", "summary.md", "junit.xml"]

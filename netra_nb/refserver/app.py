@@ -7,7 +7,6 @@ import asyncio
 import hmac
 import json
 import time
-import uuid
 from datetime import datetime, timezone
 from typing import Any
 
