@@ -83,6 +83,7 @@ class Context:
         self.user_id: str | None = None
         self._token_outcome: Outcome | None = None
         self._probe_cache: dict[str, str] = {}
+        self._probe_lock = asyncio.Lock()
         self._tokenless: WsObservation | None = None
         self.records: list[Record] = []
         self.frames: list[Frame] = []
@@ -280,6 +281,10 @@ class Context:
         """
         if verdict.category != "ws_upgrade_auth_rejected":
             return verdict
+        async with self._probe_lock:  # a fleet of sessions probes once
+            return await self._explain_rejection(obs, verdict)
+
+    async def _explain_rejection(self, obs: WsObservation, verdict: Verdict) -> Verdict:
         url = obs.url
         if url not in self._probe_cache:
             attempts = [("our token", obs)]
@@ -540,7 +545,7 @@ async def agent_run_session(ctx: Context, token: str | None, user_id: str | None
         ours_run = first.norm.run_id if first else None
     verdict = judge_agent_run(s.obs, request_sent=sent, deadline_reached=deadline_reached, user_id=ours_user,
                               run_id=ours_run, sla_s=p.sla_agent_run, timeout_s=p.timeout_agent_run)
-    return s.obs, verdict
+    return s.obs, await ctx.explain_rejection(s.obs, verdict)
 
 
 @check("agent_run", "agent_pipeline", "agent", "The real agent pipeline run",
@@ -550,7 +555,7 @@ async def check_agent_run(ctx: Context) -> Outcome:
     if (no := await ctx.token_or_outcome()) is not None:
         return no
     obs, verdict = await agent_run_session(ctx, ctx.token, ctx.user_id)
-    return Outcome(await ctx.explain_rejection(obs, verdict), ws=[obs])
+    return Outcome(verdict, ws=[obs])
 
 
 @check("ws_invalid_json", "agent_pipeline", "ws", "Error handling: invalid JSON",

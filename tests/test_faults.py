@@ -86,3 +86,35 @@ def test_route_missing_probes_are_in_the_detail(platform):
     [r] = [r for r in run_phases(params_for(srv)) if r.check == "websocket_connect"]
     assert "upgrade with no token → 403 (empty body)" in r.detail and "upgrade with a wrong token → 403" in r.detail
     assert "HTTP GET /ws → 200" in r.detail
+
+
+# The orchestration phase judges every user's run like agent_run (README, under the fault table).
+ORCHESTRATION = {
+    "ws_1011_on_message": {"concurrent_agent_runs": "ws_internal_error"},
+    "ws_403_no_route": {"concurrent_agent_runs": "ws_route_missing"},
+    "agent_swallowed": {"concurrent_agent_runs": "agent_no_events"},
+    "agent_cross_user": {"user_isolation": "cross_user_leak"},
+    "http_503_startup": {"concurrent_agent_runs": "http_unavailable"},
+    "http_e2e_401": {"concurrent_agent_runs": "http_auth_rejected"},
+}
+
+
+@pytest.mark.parametrize("profile", sorted(ORCHESTRATION))
+def test_orchestration_under_a_profile(profile, platform):
+    srv = platform(faults=(profile,))
+    params = params_for(srv, timeouts={"http": 1.5, "ws_open": 1.5, "agent_run": 2.5})
+
+    async def go():
+        ctx = Context(params, phase="orchestration", run_id="fault")
+        try:
+            return [await ctx.run(n) for n in PHASE_CHECKS["orchestration"]]
+        finally:
+            await ctx.aclose()
+
+    records = asyncio.run(go())
+    expected = ORCHESTRATION[profile]
+    for r in records:
+        if r.check in expected:
+            assert (r.status, r.category) == ("fail", expected[r.check]), r.message
+        else:
+            assert r.status in ("pass", "skip", "degraded"), (r.check, r.category, r.message)
