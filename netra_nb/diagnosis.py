@@ -76,8 +76,8 @@ def golden_path(records: Iterable[Record | Mapping[str, Any]]) -> GoldenPath:
     """The verdict: working, or the category that blocks it and the phase where it first shows."""
     records = list(records)
     runs = [r for r in records if is_agent_run(r)]
-    good = [r for r in runs if _get(r, "status") in PASSING and _get(r, "category") == "ok"
-            and not _get(r, "findings")]
+    good = sorted((r for r in runs if _get(r, "status") in PASSING and _get(r, "category") == "ok"
+                   and not _get(r, "findings")), key=lambda r: _get(r, "check") != "agent_run")
     if good:
         r = good[0]
         if _get(r, "phase") == "triage":
