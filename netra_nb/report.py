@@ -496,18 +496,25 @@ def headline_markdown(run: Run) -> str:
         facts.append(f"took {_secs(run.duration_s)}")
     facts.append(f"**{_counts_text(run.records)}**")
     lines += [" · ".join(facts), ""]
+    lines += overview_lines(run, skipped=True)
+    return "\n".join(lines)
+
+
+def overview_lines(run: Run, *, skipped: bool) -> list[str]:
+    """What did not finish, the key facts, and the seed report's working/failed lists (Markdown lines)."""
+    lines: list[str] = []
     notes = unfinished_notes(run)
     if notes:
         lines += ["**⚠ Not everything finished:**", ""] + [f"- {n}" for n in notes] + [""]
-    facts_ = key_facts(run)
-    if facts_:
-        lines += ["**In short:**", ""] + [f"- {f}" for f in facts_] + [""]
+    facts = key_facts(run)
+    if facts:
+        lines += ["**In short:**", ""] + [f"- {f}" for f in facts] + [""]
     comp = components(run.records)
     lines += ["### Working components", ""] + ([f"- {c}" for c in comp["working"]] or ["- none"]) + [""]
     lines += ["### Failed", ""] + ([f"- {c}" for c in comp["failed"]] or ["- nothing failed"]) + [""]
-    if comp["skipped"]:
+    if skipped and comp["skipped"]:
         lines += ["### Skipped", ""] + [f"- {c}" for c in comp["skipped"]] + [""]
-    return "\n".join(lines)
+    return lines
 
 
 # -- 2. results --------------------------------------------------------------------------------
@@ -978,15 +985,7 @@ def summary_markdown(run: Run, summary: Mapping[str, Any] | None = None) -> str:
     if run.meta.get("era"):
         lines.append(f"- **Era**: {_code(run.meta.get('era'))}")
     lines.append("")
-    notes = unfinished_notes(run)
-    if notes:
-        lines += ["**⚠ Not everything finished:**", ""] + [f"- {n}" for n in notes] + [""]
-    facts = key_facts(run)
-    if facts:
-        lines += ["**In short:**", ""] + [f"- {f}" for f in facts] + [""]
-    comp = components(run.records)
-    lines += ["### Working components", ""] + ([f"- {c}" for c in comp["working"]] or ["- none"]) + [""]
-    lines += ["### Failed", ""] + ([f"- {c}" for c in comp["failed"]] or ["- nothing failed"]) + [""]
+    lines += overview_lines(run, skipped=False)
 
     lines += ["## Results", ""]
     by_phase: dict[str, list[Record]] = {}
