@@ -166,7 +166,7 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
         if key == "concurrency" and rows:
             out.append("\nWelcome → request, p50 per size: "
                        + ", ".join(f"{f['users']}: {f.get('welcome_to_request_ms')} ms" for f in rows)
-                       + " (the 0.25 s October-handshake grace of `WsSession.welcome`, waited in every era).")
+                       + " (the October-handshake grace of `WsSession.welcome`, waited in every era).")
         if key == "concurrency" and rows and rows[0].get("repeats", 1) > 1:
             out.append(f"\nMedian of {rows[0]['repeats']} fleets per size (by sessions/s; the range in brackets); "
                        f"sessions with lost events over all repeats: "
