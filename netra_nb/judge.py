@@ -7,6 +7,7 @@ the rules are tested without sockets. A check passes only on the contract's evid
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 from dataclasses import dataclass
@@ -54,21 +55,25 @@ def _exc_text(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {exc}".strip())[:500]
 
 
+_DNS_WORDS = re.compile(r"name or service not known|nodename nor servname|temporary failure in name resolution"
+                        r"|no address associated")
+
+
 def classify_exception(exc: BaseException, stage: str = "") -> tuple[str, str]:
     """Map a network/protocol exception to (category, evidence text). ``stage`` says where it happened."""
-    text = " | ".join(_exc_text(e) for e in _chain(exc))
-    names = {type(e).__name__ for e in _chain(exc)}
+    chain = _chain(exc)
+    text = " | ".join(_exc_text(e) for e in chain)
+    names = {type(e).__name__ for e in chain}
     lowered = text.lower()
-    if "too many open files" in lowered or any(getattr(e, "errno", None) in (23, 24) for e in _chain(exc)):
+    if "too many open files" in lowered or any(getattr(e, "errno", None) in (23, 24) for e in chain):
         return "client_error", text + " (the client ran out of file handles: raise `ulimit -n`)"
-    for e in _chain(exc):
-        if isinstance(e, socket.gaierror) or "name or service not known" in lowered or "nodename nor servname" in lowered \
-                or "temporary failure in name resolution" in lowered or "no address associated" in lowered:
-            return "dns_failure", text
-        if isinstance(e, ConnectionRefusedError) or "connection refused" in lowered or "errno 111" in lowered:
-            return "connection_refused", text
-        if isinstance(e, ssl.SSLError) or "ssl" in type(e).__name__.lower() or "certificate" in lowered:
-            return "tls_error", text
+    if any(isinstance(e, socket.gaierror) for e in chain) or _DNS_WORDS.search(lowered):
+        return "dns_failure", text
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "connection refused" in lowered \
+            or "errno 111" in lowered:
+        return "connection_refused", text
+    if any(isinstance(e, ssl.SSLError) or "ssl" in type(e).__name__.lower() for e in chain) or "certificate" in lowered:
+        return "tls_error", text
     if "NegotiationError" in names or "subprotocol" in lowered:
         return "ws_subprotocol_mismatch", text
     if "PayloadTooBig" in names or "message too big" in lowered or "frame exceeds limit" in lowered:
@@ -80,7 +85,7 @@ def classify_exception(exc: BaseException, stage: str = "") -> tuple[str, str]:
     if {"ReadTimeout", "PoolTimeout", "WriteTimeout"} & names or isinstance(exc, TimeoutError):
         return "read_timeout", text
     dropped = ("ReadError" in names or "ConnectionResetError" in names or "IncompleteRead" in text
-               or "disconnected without" in lowered or "connection closed" in lowered or "eof" in lowered)
+               or "disconnected without" in lowered or "connection closed" in lowered or re.search(r"\beof\b", lowered))
     if dropped:
         if stage in ("upgrade", "welcome", "open"):
             return "ws_abnormal_close", text + " (the connection dropped)"
