@@ -26,7 +26,7 @@ from .http import HttpObservation, http_call, new_client
 from .judge import Verdict, judge_agent_run, judge_http, judge_reply, judge_session_end, judge_welcome, judge_ws_failure
 from .params import ConfigError, Params
 from .records import Frame, Record, append_jsonl, utc_now
-from .redact import redact
+from .redact import redact, register_secret
 from .ws import WsObservation, WsSession
 
 __all__ = ["Context", "Outcome", "CHECKS", "PHASE_CHECKS", "CheckSpec", "short_id"]
@@ -125,7 +125,6 @@ class Context:
 
         verdict = judge_http(obs, validate=validate, sla_s=self.params.sla_http, what="E2E token endpoint")
         if verdict.status in ("pass", "degraded"):
-            from .redact import register_secret
             self.token = obs.json["access_token"]
             register_secret(self.token)
             register_secret(obs.json.get("refresh_token"))
