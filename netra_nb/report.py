@@ -438,7 +438,7 @@ def key_facts(run: Run) -> list[str]:
                         text += " before any agent event"
                     text += "."
                 else:
-                    text = text.replace(", and then the connection is ", ", but ").rstrip()
+                    text = text.replace(", and then the connection is ", ", but ")
                     text += f"{_md(_lower_first(category_info(first.category).title))}."
             else:
                 text = f"The WebSocket does not open: {_code(first.category)} — {_md(first.message)}."
@@ -473,7 +473,7 @@ def key_facts(run: Run) -> list[str]:
         facts.append(f"The agent run ({_code(r.check)}, {_secs(r.duration_s)}) "
                      + (f"saw {', '.join(_code(e) for e in seen)}" if seen else "saw no agent event")
                      + (f"; missing: {', '.join(_code(e) for e in r.events_missing)}" if r.events_missing else "") + ".")
-    honest = [(r, c) for r in rs for c in ([r.category] if r.category in HONESTY else []) + list(r.findings) if c in HONESTY]
+    honest = [(r, c) for r in rs for c in _honesty_codes(r)]
     if honest:
         facts.append("Some results cannot be trusted: " + "; ".join(
             f"{_code(r.check)} {_code(c)}" for r, c in honest[:6]) + " (see *Evidence of real execution*).")
@@ -527,17 +527,22 @@ def agent_result(frames: Sequence[dict[str, Any]], check: str, limit: int = 300)
             text = str(f.get("text") or "")
             value = result_of(normalize(text))
             if value is None:
-                return text[:limit] or None  # truncated evidence: show it as it is
+                return redact(text[:limit]) or None  # truncated evidence: show it as it is
             shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
             return redact(shown)[:limit]
     return None
+
+
+def _honesty_codes(r: Record) -> list[str]:
+    """The honesty categories a record carries (its category and its findings), each once."""
+    return [c for c in dict.fromkeys([r.category, *r.findings]) if c in HONESTY]
 
 
 def results_table(run: Run | Sequence[Record]) -> pd.DataFrame:
     """Every check: phase, check, status, category, duration, message (and honesty findings) — failures
     first, then passes flagged by a finding, then by phase."""
     records = run.records if isinstance(run, Run) else list(run)
-    rows = sorted(records, key=lambda r: (_STATUS_ORDER.get(r.status, 5) if not r.findings else 1.5,
+    rows = sorted(records, key=lambda r: (min(_STATUS_ORDER.get(r.status, 5), 1.5) if r.findings else _STATUS_ORDER.get(r.status, 5),
                                           _phase_rank(r.phase), r.started_at or ""))
     return pd.DataFrame(
         [{"phase": r.phase, "check": r.check, "status": r.status, "category": r.category,
@@ -792,13 +797,12 @@ def evidence_html(run: Run | Sequence[Record]) -> str:
 
 
 def evidence_markdown(run: Run) -> str:
-    """The plain statements: honesty findings, passing checks without bytes, too-fast passes, or that
-    none of these happened."""
+    """The plain statements: honesty findings, passing checks without bytes, or that none of these
+    happened (and, for a triage-only run, that the kit measured nothing itself)."""
     rs = run.records
     lines: list[str] = []
     for r in rs:
-        cats = ([r.category] if r.category in HONESTY else []) + [c for c in r.findings if c in HONESTY and c != r.category]
-        for c in cats:
+        for c in _honesty_codes(r):
             lines.append(f"- ‼ **{_code(r.check)}** ({r.phase}, {r.status}): {_code(c)} — "
                          f"{_md(category_info(c).title)}. {_md(r.message)}")
     measured = [r for r in rs if r.phase != "triage" and r.status != "skip"]
@@ -806,18 +810,21 @@ def evidence_markdown(run: Run) -> str:
         if r.status in PASSING and not r.bytes_received:
             lines.append(f"- ‼ **Defect: {_code(r.check)} passed but received 0 bytes from the network** — "
                          "a pass without network input proves nothing.")
-        elif r.status in PASSING and (_num(r.duration_s) or 0.0) < 0.01 and "fake_fast" not in (r.findings or []):
-            lines.append(f"- ‼ **{_code(r.check)} passed in {_secs(r.duration_s)}**: too fast for network work.")
-    if not lines:
+    # A fast pass that exchanged bytes is real (loopback answers in milliseconds); fake_fast is for
+    # claims without wire evidence, which triage judges.
+    if not lines and not measured:
+        lines.append("- No check of this run was measured on the wire by the kit (only triage records): its "
+                     "statements rest on the test suite's own output.")
+    elif not lines:
         passing = [r for r in measured if r.status in PASSING]
         if passing:
             sent = sum(r.bytes_sent or 0 for r in measured)
             received = sum(r.bytes_received or 0 for r in measured)
             fastest = min(passing, key=lambda r: _num(r.duration_s) or 0.0)
             lines.append(f"- ✔ Every passing check exchanged bytes with the platform ({sent:,} bytes sent and "
-                         f"{received:,} received in all) and none finished implausibly fast (the fastest, "
-                         f"{_code(fastest.check)}, took {_secs(fastest.duration_s)}).")
-        lines.append("- ✔ No check reported a mock or canned stand-in, a 0-byte pass or a 0.00 s time.")
+                         f"{received:,} received in all); the fastest, {_code(fastest.check)}, took "
+                         f"{_secs(fastest.duration_s)} with its bytes on the wire.")
+        lines.append("- ✔ No check reported a mock or canned stand-in, and no check passed without bytes received.")
     ids = [r for r in rs if r.connection_id or r.server_run_id]
     if ids:
         lines.append(f"- Server-provided identifiers came back for {len(ids)} check(s), e.g. "

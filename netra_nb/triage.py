@@ -438,7 +438,7 @@ def diagnose(case: JUnitCase, related: Sequence[str] = ()) -> Diagnosis:
     if case.outcome == "skipped":
         hint = match_rule(primary)
         note = f" (the reason points at {hint[1]})" if hint else ""
-        reason = _first_line(case.message or case.text).rstrip(".") or "no reason given"
+        reason = redact(_first_line(case.message or case.text)).rstrip(".") or "no reason given"
         return Diagnosis("skip", "ok", f"skipped: {reason}{note}", _evidence_detail(case, []), **common)
 
     context = "\n".join(related)

@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket
 
 from .config import AGENT_EVENTS, ServerConfig
 from .session import PROTOCOL_SCOPE_KEY, deny, websocket_endpoint
-from .tokens import ACCESS_TTL, DEFAULT_PERMISSIONS, mint_access_token, mint_refresh_token
+from .tokens import ACCESS_TTL, DEFAULT_PERMISSIONS, mint_access_token, mint_refresh_token, user_id_for
 
 __all__ = ["AppState", "build_app", "WS_PATHS"]
 
@@ -41,6 +41,14 @@ class AppState:
         self.started = time.monotonic()
         #: set by RefServer.stop(): hanging handlers give up
         self.stopping = False
+        #: WebSocket sessions open now (reported by /api/health, measured, not a constant)
+        self.active_sessions = 0
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep, but wake early when the server stops (so stop() never waits on a fault's delay)."""
+        end = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < end:
+            await asyncio.sleep(min(0.25, end - time.monotonic()))
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -83,9 +91,9 @@ async def health(request: Request) -> Response:
 async def api_health(request: Request) -> Response:
     state = _state(request)
     checks: dict[str, Any] = {
-        "database": {"status": "healthy", "latency_ms": 1.2},
-        "redis": {"status": "healthy", "latency_ms": 0.4},
-        "websocket": {"status": "healthy", "active_connections": 0},
+        "database": {"status": "healthy"},
+        "redis": {"status": "healthy"},
+        "websocket": {"status": "healthy", "active_connections": state.active_sessions},
     }
     status = "healthy"
     if "http_degraded" in state.fault_set:
@@ -230,14 +238,14 @@ async def e2e_test_auth(request: Request) -> Response:
         return _validation_error("__root__", "body must be an object", "type_error.dict")
     email = body.get("email") or "e2e-test@staging.netrasystems.ai"
     name = body.get("name") or "E2E Test User"
-    permissions = body.get("permissions") or list(DEFAULT_PERMISSIONS)
+    permissions = body["permissions"] if "permissions" in body else list(DEFAULT_PERMISSIONS)
     if not isinstance(email, str) or "@" not in email:
         return _validation_error("email", "value is not a valid email address", "value_error.email")
     if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
         return _validation_error("permissions", "value is not a valid list of strings", "type_error.list")
     secret = state.config.jwt_secret
     access = mint_access_token(secret, email, permissions)
-    user_id = "e2e-" + email.split("@", 1)[0]
+    user_id = user_id_for(email)  # the same id as the token's sub
     return JSONResponse(
         {
             "access_token": access,
@@ -302,12 +310,12 @@ def build_app(config: ServerConfig) -> tuple[Any, AppState]:
             # that owns the asyncio transport (the 1006 drop and the ignored pings need it).
             scope[PROTOCOL_SCOPE_KEY] = getattr(receive, "__self__", None)
             if startup_503:
-                await asyncio.sleep(fault_delay)
+                await state.sleep(fault_delay)
                 await deny(WebSocket(scope, receive, send), JSONResponse(_STARTUP_503, 503))
                 return
         elif kind == "http":
             if startup_503:
-                await asyncio.sleep(fault_delay)
+                await state.sleep(fault_delay)
                 await JSONResponse(_STARTUP_503, 503)(scope, receive, send)
                 return
             if latency:

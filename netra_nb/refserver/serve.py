@@ -16,7 +16,7 @@ from .server import RefServer
 
 __all__ = ["serve_main", "build_parser"]
 
-JWT_ENVS = ("JWT_SECRET_KEY", "JWT_SECRET_STAGING")
+JWT_ENVS = ("JWT_SECRET_STAGING", "JWT_SECRET_KEY")  # the contract's order
 E2E_ENV = "E2E_OAUTH_SIMULATION_KEY"
 
 

@@ -98,7 +98,11 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 
     await websocket.accept(subprotocol=subprotocol)
     user_id = str(claims.get("sub") or claims.get("user_id"))
-    await Session(websocket, state, user_id, placement or "").run()
+    state.active_sessions += 1
+    try:
+        await Session(websocket, state, user_id, placement or "").run()
+    finally:
+        state.active_sessions -= 1
 
 
 async def _deny_auth(websocket: WebSocket, why: str) -> None:

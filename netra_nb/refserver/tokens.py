@@ -30,7 +30,8 @@ class TokenError(Exception):
     """The token is missing or invalid; ``str(exc)`` says why (no secret, no token text)."""
 
 
-def _user_id(email: str) -> str:
+def user_id_for(email: str) -> str:
+    """The E2E user id for an email (the token's ``sub`` and the answer's ``user.id``)."""
     return "e2e-" + (email.split("@", 1)[0] or "user")
 
 
@@ -48,7 +49,7 @@ def mint_access_token(
     tokens minted by the auth service carry (``token_type``, ``aud``)."""
     iat = int(time.time() if now is None else now)
     claims: dict = {
-        "sub": sub or _user_id(email),
+        "sub": sub or user_id_for(email),
         "email": email,
         "permissions": list(permissions),
         "iat": iat,
@@ -66,7 +67,7 @@ def mint_access_token(
 def mint_refresh_token(secret: str, email: str, *, ttl: float = 7 * 24 * 3600) -> str:
     iat = int(time.time())
     claims = {
-        "sub": _user_id(email),
+        "sub": user_id_for(email),
         "email": email,
         "iat": iat,
         "exp": iat + int(ttl),

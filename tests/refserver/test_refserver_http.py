@@ -212,3 +212,44 @@ def test_two_servers_in_one_process_are_independent():
         assert a.port != b.port
         assert get(a, "/health").status_code == 200
         assert get(b, "/health").status_code == 503
+
+
+def test_e2e_user_id_is_the_tokens_subject_and_permissions_are_kept(mid_server):
+    r = httpx.post(f"{mid_server.auth_url}/auth/e2e/test-auth", headers={"X-E2E-Bypass-Key": mid_server.config.e2e_key},
+                   json={"email": "@x.io", "permissions": []})
+    assert r.status_code == 200
+    body = r.json()
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert claims["sub"] == body["user"]["id"]
+    assert claims["permissions"] == []
+
+
+def test_api_health_counts_the_open_sessions(mid_server):
+    import asyncio
+    from websockets.asyncio.client import connect
+
+    token = httpx.post(f"{mid_server.auth_url}/auth/e2e/test-auth",
+                       headers={"X-E2E-Bypass-Key": mid_server.config.e2e_key}, json={}).json()["access_token"]
+
+    async def go():
+        before = httpx.get(f"{mid_server.base_url}/api/health").json()["checks"]["websocket"]["active_connections"]
+        async with connect(mid_server.ws_url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+            await ws.recv()
+            during = httpx.get(f"{mid_server.base_url}/api/health").json()["checks"]["websocket"]["active_connections"]
+        return before, during
+
+    before, during = asyncio.run(go())
+    assert during == before + 1
+
+
+def test_stop_does_not_wait_out_a_startup_delay():
+    srv = RefServer(make_config(faults=("http_503_startup",), fault_delay=30)).start()
+    import threading
+    answers = []
+    t = threading.Thread(target=lambda: answers.append(
+        httpx.get(f"{srv.base_url}/health", timeout=60).status_code))
+    t.start()
+    time.sleep(0.3)
+    srv.stop()  # must not sit out the 30 s delay
+    t.join(20)
+    assert not t.is_alive() and answers == [503]
