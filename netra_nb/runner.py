@@ -183,19 +183,24 @@ def run_phases(params: Params, params_file: Path, out: Path, *, phases: list[str
 
 
 def exit_code(run_dir: Path, summary: dict[str, Any]) -> int:
-    """0 every check passed; 1 the platform failed a check; 3 the kit itself failed."""
+    """0 every check passed; 1 the platform failed a check; 3 the kit itself failed.
+
+    A run that did not finish (a phase notebook crashed, or the run was killed) never exits 0:
+    "every check passed" cannot be said of checks that never ran.
+    """
     by_status = summary.get("counts", {})
     if by_status.get("fail"):
         return EXIT_FAILED
-    info = read_run_json(run_dir)
-    notebooks = info.get("notebooks", {}).values()
+    notebooks = read_run_json(run_dir).get("notebooks", {}).values()
     if any((n.get("error") or {}).get("ename") == "RunDeadline" for n in notebooks):
         return EXIT_FAILED  # the platform did not let the run finish in time
     crashed = any(n.get("status") == "failed" for n in notebooks)
-    if by_status.get("error") or crashed or not sum(by_status.values()):
+    if crashed or not sum(by_status.values()) or summary.get("unfinished_phases"):
+        return EXIT_KIT
+    if by_status.get("error"):
         kit_only = all(c in ("client_error", "unknown") for c, n in summary.get("categories", {}).items()
                        if c != "ok" and n)
-        return EXIT_KIT if crashed or kit_only or not sum(by_status.values()) else EXIT_FAILED
+        return EXIT_KIT if kit_only else EXIT_FAILED
     return EXIT_OK
 
 

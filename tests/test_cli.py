@@ -108,12 +108,14 @@ def test_run_local_against_netra_nb_serve(tmp_path):
     server = subprocess.Popen([sys.executable, "-m", "netra_nb.cli", "serve", "--port", str(port)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 30
+        while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break
             except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail(f"netra-nb serve did not start: {server.stdout.read() if server.poll() is not None else ''}")
                 time.sleep(0.1)
         local = (ROOT / "params" / "local.yaml").read_text().replace("localhost:8000", f"127.0.0.1:{port}")
         (tmp_path / "local.yaml").write_text(local)

@@ -49,7 +49,7 @@ def test_sigkill_half_way_keeps_every_completed_row(tmp_path, platform):
 
     rebuilt = subprocess.run([sys.executable, "-m", "netra_nb.cli", "report", str(run_dir)], cwd=ROOT,
                              capture_output=True, text=True, timeout=300)
-    assert rebuilt.returncode in (0, 1, 3), rebuilt.stderr
+    assert rebuilt.returncode == 3, rebuilt.stderr  # healthy rows, but the run did not finish: never 0
     assert "phases that did not finish" in rebuilt.stdout
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["unfinished_phases"] and summary["complete"] is False

@@ -56,6 +56,7 @@ def test_profile_is_diagnosed(profile, platform, tmp_path):
     records = run_phases(params_for(srv, timeouts={"http": 1.5, "ws_open": 1.5, "agent_run": 2.5}))
     expected = TABLE[profile]
     got = {r.check: r.category for r in records}
+    assert set(expected) <= set(got), "every check the table names produced a record"
     for r in records:
         if r.check in expected:
             assert (r.status, r.category) == ("fail", expected[r.check]), f"{r.check}: {r.message} | {r.detail[:300]}"

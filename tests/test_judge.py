@@ -131,8 +131,10 @@ def test_1011_evidence_says_before_or_after_the_first_message():
     v = judge([], (1011, "Internal error", "server"))
     assert "after the first client message" in v.message
     obs = session([], (1011, "Internal error", "server"))
-    obs.first_client_message_t = None
-    assert "before the first client message" in judge_welcome(obs).message or judge_welcome(obs).status == "pass"
+    obs.first_client_message_t = obs.request_t = None
+    obs.frames = [f for f in obs.frames if f.direction != "sent"]
+    v = judge_agent_run(obs, request_sent=False, deadline_reached=False)
+    assert v.category == "ws_internal_error" and "before the first client message" in v.message
 
 
 def rec(check, status, category, phase="agent_pipeline", started="2026-01-01T00:00:01Z", **kw):

@@ -11,15 +11,6 @@ from netra_nb.records import read_records
 from netra_nb.triage import triage_main
 
 
-def finalize_available() -> bool:
-    """triage_main ends with the runner's finalize_run; without it these tests cannot run."""
-    try:
-        from netra_nb import runner
-    except ImportError:
-        return False
-    return hasattr(runner, "finalize_run")
-
-
 def test_malformed_xml_exits_2_names_file_and_line_and_writes_nothing(tmp_path, capsys):
     bad = tmp_path / "junit.xml"
     bad.write_text('<?xml version="1.0"?>\n<testsuites>\n<testsuite>\n<testcase name="x">\n</testsuites>\n')
@@ -40,7 +31,6 @@ def test_no_testcase_is_a_usage_error(tmp_path, capsys):
 
 
 @pytest.mark.notebook
-@pytest.mark.skipif(not finalize_available(), reason="netra_nb.runner.finalize_run is not there yet")
 def test_triage_writes_a_run_folder_and_exits_1_on_failures(tmp_path, capsys):
     out = tmp_path / "outputs"
     files = [DATA / "seed_report_batch1.xml", DATA / "seed_report_batch3.xml"]
@@ -65,7 +55,6 @@ def test_triage_writes_a_run_folder_and_exits_1_on_failures(tmp_path, capsys):
 
 
 @pytest.mark.notebook
-@pytest.mark.skipif(not finalize_available(), reason="netra_nb.runner.finalize_run is not there yet")
 def test_triage_of_honest_passes_exits_0(tmp_path, capsys):
     path = write_xml(tmp_path / "ok.xml", {"name": "test_api_health", "classname": "tests.e2e.T", "time": "0.42",
                                            "out": "GET https://api.staging.netrasystems.ai/api/health -> 200"},
