@@ -320,14 +320,15 @@ def _compact(root: Path, rel: str, *, closed: bool) -> Path | None:
 
 def compact_history(outputs_root: Path, *, env: str | None = None, include_today: bool = False) -> list[Path]:
     """Write the day file of every closed day that lacks one (maintenance; :func:`append_run` does
-    the last ``LOOKBACK_DAYS``). Today is left alone unless ``include_today``: its runs still arrive."""
+    the last ``LOOKBACK_DAYS``). Today's runs still arrive, so today only ever gets segments (with
+    ``include_today``): a day file for an open day would be rewritten whole by every later run."""
     root = Path(outputs_root) / HISTORY_DIR
     today = datetime.now(timezone.utc).date()
     written = []
     with _locked(root):
         for rel, day in _partition_names(str(root), env, None, None):
             if day < today or include_today:
-                path = _compact(root, rel, closed=True)
+                path = _compact(root, rel, closed=day < today)
                 if path is not None:
                     written.append(path)
     return written

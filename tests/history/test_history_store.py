@@ -188,3 +188,17 @@ def test_concurrent_appends_keep_every_run_exactly_once(tmp_path, small_segments
     assert not errors
     df = h.load_history(out)
     assert len(df) == 18 * 3 and not df.duplicated(["run_key", "check"]).any()
+
+
+def test_today_gets_segments_never_a_day_file_that_every_later_run_would_rewrite(tmp_path, small_segments):
+    out = tmp_path / "outputs"
+    # Noon of today (UTC): all ten runs fall on today whatever time the test runs.
+    now = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0)
+    for i in range(4):
+        h.append_run(make_run(out, "staging", now - timedelta(seconds=10 * i), CHECKS, run_id=f"t{i}"), out)
+    h.compact_history(out, include_today=True)
+    for i in range(4, 10):
+        h.append_run(make_run(out, "staging", now - timedelta(seconds=10 * i), CHECKS, run_id=f"t{i}"), out)
+    compact = list((out / "_history" / "compact").rglob("*.parquet"))
+    assert compact and not any(p.name.startswith("day-") for p in compact)
+    assert len(runs_of(h.load_history(out))) == 10
