@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -860,21 +861,33 @@ def _run_time(path: Path) -> datetime:
 
 def previous_run(run_dir: str | Path) -> Path | None:
     """The most recent other run folder of the same environment (``run_dir.parent``), older than this one,
-    that has a ``results.jsonl``; None when there is none."""
+    that has a ``results.jsonl``; None when there is none.
+
+    Run folders are named ``<UTC stamp>-<id>``, so the name orders them: the candidates are visited
+    newest first and the first older one with results wins, without opening every sibling (a year
+    of five-minute runs is 100k folders). Folders without a stamp fall back to their run time.
+    """
     run_dir = Path(run_dir).resolve()
     try:
-        siblings = [p for p in run_dir.parent.iterdir() if p.is_dir()]
+        names = [e.name for e in os.scandir(run_dir.parent) if e.is_dir() and e.name != run_dir.name]
     except OSError:
         return None
     this = _run_time(run_dir)
-    older = []
-    for p in siblings:
-        if p.resolve() == run_dir or not (p / "results.jsonl").is_file():
+    stamped = sorted((n for n in names if _STAMP.match(n)), reverse=True)
+    for name in stamped:
+        t = datetime.strptime(_STAMP.match(name).group(1), "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+        if (t < this or (t == this and name < run_dir.name)) and (run_dir.parent / name / "results.jsonl").is_file():
+            best: tuple[datetime, str] | None = (t, name)
+            break
+    else:
+        best = None
+    for name in names:  # unstamped folders: their run time decides
+        if _STAMP.match(name) or not (run_dir.parent / name / "results.jsonl").is_file():
             continue
-        t = _run_time(p)
-        if t < this or (t == this and p.name < run_dir.name):
-            older.append((t, p.name, p))
-    return max(older)[2] if older else None
+        t = _run_time(run_dir.parent / name)
+        if (t < this or (t == this and name < run_dir.name)) and (best is None or (t, name) > best):
+            best = (t, name)
+    return run_dir.parent / best[1] if best else None
 
 
 @dataclass
