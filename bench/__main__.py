@@ -206,7 +206,6 @@ def main(argv: list[str] | None = None) -> int:
     sections = args.only or list(SECTIONS)
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("MPLBACKEND", "Agg")
-    from netra_nb import orchestration  # noqa: F401 - registers the orchestration checks
 
     t0 = time.perf_counter()
     results: dict[str, Any] = {"machine": machine()}

@@ -16,7 +16,6 @@ import time
 def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     import netra_nb  # noqa: F401 - timed: what a kernel imports
-    from netra_nb import orchestration  # noqa: F401 - registers the orchestration checks
     from netra_nb.checks import PHASE_CHECKS, Context
     from netra_nb.notebook import Phase
     from netra_nb.params import load_params

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -31,8 +30,8 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from .categories import category_info  # noqa: E402
-from .diagnosis import PHASE_ORDER  # noqa: E402
-from .records import Record  # noqa: E402
+from .diagnosis import phase_rank  # noqa: E402
+from .records import Record, field_of, parse_time  # noqa: E402
 
 __all__ = [
     "STATUS_COLORS",
@@ -61,10 +60,6 @@ _AREA_COLORS = {
 _MAX_ROWS = 60  # beyond this a per-check chart stops being readable
 
 
-def _get(r: Record | Mapping[str, Any], key: str, default: Any = None) -> Any:
-    return getattr(r, key, default) if isinstance(r, Record) else r.get(key, default)
-
-
 def _num(value: Any) -> float | None:
     try:
         v = float(value)
@@ -73,19 +68,8 @@ def _num(value: Any) -> float | None:
     return v if v == v else None
 
 
-def _phase_rank(phase: Any) -> int:
-    return PHASE_ORDER.index(phase) if phase in PHASE_ORDER else len(PHASE_ORDER)
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An ISO 8601 time (``Z`` or an offset; naive means UTC) as an aware datetime, or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+_get = field_of
+_phase_rank = phase_rank
 
 
 def save(fig: Figure | None, run_dir: str | Path, name: str, *, dpi: int = 110) -> Path | None:

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from .categories import SEVERITY, category_info
-from .records import PASSING, Record
+from .records import PASSING, Record, field_of
 
 __all__ = ["GoldenPath", "Finding", "golden_path", "findings", "counts", "is_agent_run", "AGENT_RUN_CHECKS",
-           "PHASE_ORDER"]
+           "PHASE_ORDER", "phase_rank"]
 
 #: The checks whose pass means a real agent run delivered the five events and a result.
 AGENT_RUN_CHECKS = frozenset({"agent_run", "concurrent_agent_runs"})
@@ -24,8 +24,7 @@ PHASE_ORDER = ("connectivity", "agent_pipeline", "orchestration", "triage")
 _TRIAGE_AGENT = re.compile(r"agent.*(execution|pipeline|run|event)|golden_path", re.I)
 
 
-def _get(r: Record | Mapping[str, Any], key: str, default: Any = None) -> Any:
-    return getattr(r, key, default) if isinstance(r, Record) else r.get(key, default)
+_get = field_of
 
 
 def is_agent_run(r: Record | Mapping[str, Any]) -> bool:
@@ -64,7 +63,8 @@ def _rank(category: str) -> int:
     return SEVERITY.index(category) if category in SEVERITY else len(SEVERITY)
 
 
-def _phase_rank(phase: str | None) -> int:
+def phase_rank(phase: str | None) -> int:
+    """Where a phase stands in the run's order (unknown phases last)."""
     return PHASE_ORDER.index(phase) if phase in PHASE_ORDER else len(PHASE_ORDER)
 
 
@@ -103,7 +103,7 @@ def golden_path(records: Iterable[Record | Mapping[str, Any]]) -> GoldenPath:
                           "The golden path was not exercised: no agent run was attempted in this run.")
     # The phase where that category first shows.
     hit = [r for r in failing if _get(r, "category") == category] or blocking_run
-    first = min(hit, key=lambda r: (_phase_rank(_get(r, "phase")), _get(r, "started_at") or "")) if hit else None
+    first = min(hit, key=lambda r: (phase_rank(_get(r, "phase")), _get(r, "started_at") or "")) if hit else None
     phase = _get(first, "phase") if first is not None else None
     info = category_info(category)
     where = f", first seen in the {phase} phase (check {_get(first, 'check')})" if first is not None else ""
@@ -146,7 +146,7 @@ def findings(records: Iterable[Record | Mapping[str, Any]]) -> list[Finding]:
             category=category,
             title=info.title,
             checks=[str(_get(r, "check")) for r in rs],
-            phases=sorted({str(_get(r, "phase")) for r in rs}, key=_phase_rank),
+            phases=sorted({str(_get(r, "phase")) for r in rs}, key=phase_rank),
             evidence=evidence,
             causes=info.causes,
             next_steps=info.next_steps,

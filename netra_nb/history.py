@@ -44,7 +44,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from .records import PASSING, RECORD_FIELDS, read_jsonl
+from .records import PASSING, RECORD_FIELDS, parse_time, read_jsonl
 
 __all__ = [
     "HISTORY_DIR",
@@ -103,16 +103,7 @@ def _schema():
     return pa.schema(fields)
 
 
-def _parse_time(value: Any) -> datetime | None:
-    """ISO 8601 (``Z``, an offset, or naive = UTC) as an aware datetime, or None. Like
-    ``charts.parse_time``, without importing matplotlib into every run's last step."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+_parse_time = parse_time
 
 
 _STAMP = re.compile(r"^(\d{8}T\d{6})Z")
@@ -649,7 +640,7 @@ def compare_envs(df, *, last_n_runs: int | None = 20):
     metrics = ["status", "category", "p50_s", "pass_rate"]
     wide = wide.reindex(columns=pd.MultiIndex.from_product([envs, metrics], names=["env", "metric"]))
     statuses = wide.xs("status", axis=1, level="metric")
-    wide[("", "differs")] = statuses.apply(lambda row: row.dropna().nunique() > 1, axis=1)
+    wide[("", "differs")] = statuses.nunique(axis=1) > 1  # nunique leaves NaN out
     return wide.sort_index()
 
 
@@ -816,7 +807,7 @@ def history_main(env: str | None, out: Path) -> int:
     from .runner import run_notebook, notebooks_dir
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     notebook = out.resolve() / HISTORY_DIR / f"report-{stamp}.ipynb"
-    result = run_notebook("history", notebooks_dir() / HISTORY_NOTEBOOK, notebook,
+    result = run_notebook(notebooks_dir() / HISTORY_NOTEBOOK, notebook,
                            {"outputs_root": str(out.resolve()), "env": env, "last_n_runs": 100},
                            time.monotonic() + NOTEBOOK_TIMEOUT_S, notebook.parent / "papermill.log")
     error = result.get("error") or {}

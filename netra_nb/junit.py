@@ -17,8 +17,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .diagnosis import PHASE_ORDER
-from .records import Record
+from .diagnosis import phase_rank
+from .records import Record, field_of
 from .redact import redact
 
 __all__ = ["write_junit", "junit_tree"]
@@ -34,10 +34,6 @@ def _text(value: Any) -> str:
     return _INVALID_XML.sub("", str(redact(str(value))))
 
 
-def _get(r: Record | Mapping[str, Any], key: str, default: Any = None) -> Any:
-    return getattr(r, key, default) if isinstance(r, Record) else r.get(key, default)
-
-
 def _seconds(value: Any) -> float:
     try:
         v = float(value)
@@ -47,7 +43,10 @@ def _seconds(value: Any) -> float:
 
 
 def _phase_key(phase: str) -> tuple[int, str]:
-    return (PHASE_ORDER.index(phase) if phase in PHASE_ORDER else len(PHASE_ORDER), phase)
+    return (phase_rank(phase), phase)
+
+
+_get = field_of
 
 
 def _system_out(r: Record | Mapping[str, Any]) -> str:

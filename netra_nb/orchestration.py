@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import time
 import weakref
 from collections import Counter
@@ -49,8 +48,8 @@ from .http import HttpObservation, http_call
 from .judge import Verdict, judge_agent_run, judge_http
 from .notebook import Phase
 from .params import ConfigError, Params
-from .records import utc_now
-from .redact import register_secret
+from .records import PASSING, utc_now
+from .redact import JWT_PATTERN, register_secret
 from .ws import WsFrame, WsObservation
 
 __all__ = [
@@ -66,7 +65,7 @@ SLA_PERCENTILE = 95
 TOKEN_CONCURRENCY = 32
 _RUN_EVENTS = AGENT_EVENTS + FAILURE_EVENTS
 # A JWT: the redactor's generic pattern removes it from any text without an exact registration.
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+_JWT = JWT_PATTERN
 
 
 # -- tokens -------------------------------------------------------------------------------------
@@ -126,7 +125,7 @@ async def user_tokens(ctx: Context, users: int) -> list[UserToken]:
         async with gate:
             obs = await http_call(client, "POST", url, timeout=p.timeout_http, json_body=body, headers=headers)
         verdict = judge_http(obs, validate=validate, sla_s=p.sla_http, what=f"E2E token for user {i}")
-        if verdict.status not in ("pass", "degraded"):
+        if verdict.status not in PASSING:
             return UserToken(i, None, None, email, verdict, obs)
         token = obs.json["access_token"]
         _register_token(token)
@@ -195,7 +194,7 @@ class SessionRun:
 
     @property
     def completed(self) -> bool:
-        return self.verdict.status in ("pass", "degraded")
+        return self.verdict.status in PASSING
 
     def row(self) -> dict[str, Any]:
         return {

@@ -29,12 +29,30 @@ __all__ = [
     "read_records",
     "read_frames",
     "utc_now",
+    "parse_time",
+    "field_of",
 ]
 
 #: A record's ``status``. ``degraded`` passed but was slower than its SLA.
 STATUSES = ("pass", "fail", "error", "skip", "degraded")
 #: Statuses that count as "the platform did the thing".
 PASSING = frozenset({"pass", "degraded"})
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 time (``Z``, an offset, or naive = UTC) as an aware datetime; None when it is not one."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        t = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def field_of(r: "Record | dict[str, Any]", key: str, default: Any = None) -> Any:
+    """A field of a Record or of a record dict (readers get either)."""
+    return getattr(r, key, default) if isinstance(r, Record) else r.get(key, default)
 
 
 def utc_now() -> str:

@@ -19,9 +19,11 @@ _lock = threading.Lock()
 _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 
+#: A JWT: three base64url parts, the first two JSON objects (so starting "eyJ").
+JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+
 _GENERIC = [
-    # a JWT (three base64url parts, the first two JSON objects starting with "{")
-    (re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), REDACTED),
+    (JWT_PATTERN, REDACTED),
     (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?\s*(?:bearer|basic|token)\s+)[^\s\"',;]+"), r"\1" + REDACTED),
     (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1" + REDACTED),
     (re.compile(r"(?i)\b((?:jwt|jwt-auth|bearer)\.)[A-Za-z0-9._~+/=-]{8,}"), r"\1" + REDACTED),

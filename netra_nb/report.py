@@ -34,7 +34,7 @@ from . import charts
 from .charts import _num, _phase_rank  # one definition of each, shared with the charts
 from .categories import category_info
 from .diagnosis import Finding, GoldenPath, counts, findings, golden_path, is_agent_run
-from .frames import AGENT_EVENTS
+from .frames import AGENT_EVENTS, normalize, result_of
 from .records import PASSING, Record, read_jsonl
 from .redact import redact
 
@@ -522,7 +522,6 @@ def overview_lines(run: Run, *, skipped: bool) -> list[str]:
 
 def agent_result(frames: Sequence[dict[str, Any]], check: str, limit: int = 300) -> str | None:
     """The result an agent run's ``agent_completed`` frame carried, as a short text (None if absent)."""
-    from .frames import normalize, result_of
     for f in frames:
         if f.get("check") == check and f.get("event") == "agent_completed" and f.get("direction") == "received":
             text = str(f.get("text") or "")

@@ -23,7 +23,7 @@ from typing import Any
 from .checks import PHASE_CHECKS, short_id
 from .diagnosis import counts, golden_path
 from .params import Params
-from .records import FRAME_FIELDS, PASSING, RECORD_FIELDS, Record, read_frames, read_records, utc_now
+from .records import FRAME_FIELDS, RECORD_FIELDS, Record, parse_time, read_frames, read_records, utc_now
 from .redact import redact
 
 __all__ = ["PHASE_NOTEBOOKS", "REPORT_NOTEBOOK", "RunResult", "new_run_dir", "run_phases", "run_notebook", "finalize_run",
@@ -75,8 +75,8 @@ def _execute_cmd(nb_in: Path, nb_out: Path, parameters: dict[str, Any], cell_tim
             str(int(cell_timeout))]
 
 
-def run_notebook(phase: str, nb_in: Path, nb_out: Path, parameters: dict[str, Any], deadline: float,
-                  log: Path) -> dict[str, Any]:
+def run_notebook(nb_in: Path, nb_out: Path, parameters: dict[str, Any], deadline: float,
+                 log: Path) -> dict[str, Any]:
     """Execute one notebook in a child process before ``deadline`` (time.monotonic)."""
     started = time.monotonic()
     with log.open("ab") as fh:
@@ -169,7 +169,7 @@ def run_phases(params: Params, params_file: Path, out: Path, *, phases: list[str
     def one(phase: str) -> tuple[str, dict[str, Any]]:
         nb = PHASE_NOTEBOOKS[phase]
         parameters = {"env": env_name, "run_dir": str(run_dir), "params_file": str(params_file)}
-        result = run_notebook(phase, notebooks_dir() / nb, run_dir / nb, parameters, deadline, log)
+        result = run_notebook(notebooks_dir() / nb, run_dir / nb, parameters, deadline, log)
         print(f"  phase {phase}: notebook {result['status']} in {result['duration_s']:.1f}s", flush=True)
         return phase, result
 
@@ -298,27 +298,13 @@ def _artifacts(run_dir: Path, records: list[Record], summary: dict[str, Any], *,
             print(f"  kit: {redact(p)}", file=sys.stderr, flush=True)
 
 
-def _parse_iso(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def _seconds_between(a: str, b: str) -> float:
-    try:
-        return max(0.0, (_parse_iso(b) - _parse_iso(a)).total_seconds())
-    except (ValueError, TypeError):
-        return 0.0
+    start, end = parse_time(a), parse_time(b)
+    return max(0.0, (end - start).total_seconds()) if start and end else 0.0
 
 
 def _records_span(records: list[Record]) -> float:
-    if not records:
+    spans = [(t.timestamp(), float(r.duration_s or 0.0)) for r in records if (t := parse_time(r.started_at))]
+    if not spans:
         return 0.0
-    try:
-        start = min(_parse_iso(r.started_at) for r in records)
-        end = max(_parse_iso(r.started_at).timestamp() + r.duration_s for r in records)
-        return max(0.0, end - start.timestamp())
-    except (ValueError, TypeError):
-        return 0.0
-
-
-def passed_all(records: list[Record]) -> bool:
-    return bool(records) and all(r.status in PASSING or r.status == "skip" for r in records)
+    return max(0.0, max(t + d for t, d in spans) - min(t for t, _ in spans))

@@ -591,7 +591,7 @@ def triage_main(files: list[Path], out: Path) -> int:
     append_jsonl(run_dir / "results.jsonl", [r.to_dict() for r in records])
 
     info["notebooks"] = {PHASE: run_notebook(
-        PHASE, notebooks_dir() / TRIAGE_NOTEBOOK, run_dir / TRIAGE_NOTEBOOK,
+        notebooks_dir() / TRIAGE_NOTEBOOK, run_dir / TRIAGE_NOTEBOOK,
         {"junit_files": [str(f.resolve()) for f in files], "run_dir": str(run_dir)},
         time.monotonic() + NOTEBOOK_TIMEOUT_S, run_dir / "papermill.log")}
     info["finished_at"] = utc_now()
