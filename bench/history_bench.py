@@ -252,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(base, ignore_errors=True)
         base.mkdir(parents=True)
     else:  # a folder of its own: two benchmarks at once must not delete each other's files
-        Path("bench/out").mkdir(parents=True, exist_ok=True)
-        base = Path(tempfile.mkdtemp(prefix="history-", dir="bench/out")).resolve()
+        out_dir = Path(__file__).resolve().parent / "out"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        base = Path(tempfile.mkdtemp(prefix="history-", dir=out_dir)).resolve()
     outputs = base / "outputs"
     t: dict[str, float] = {}
     end = datetime.now(timezone.utc).replace(second=0, microsecond=0)

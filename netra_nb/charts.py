@@ -30,7 +30,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from .categories import category_info  # noqa: E402
-from .diagnosis import phase_rank  # noqa: E402
+from .diagnosis import findings, phase_rank  # noqa: E402
 from .records import Record, field_of, parse_time  # noqa: E402
 
 __all__ = [
@@ -421,14 +421,7 @@ def session_chart(key: SessionKey, frames: Sequence[Mapping[str, Any]],
 
 def failures_chart(records: Sequence[Record | Mapping[str, Any]]) -> Figure | None:
     """Failing checks (fail/error) by category, plus the honesty findings; None when nothing failed."""
-    groups: dict[str, list[str]] = {}
-    for r in records:
-        cats = []
-        if _get(r, "status") in ("fail", "error"):
-            cats.append(str(_get(r, "category") or "unknown"))
-        cats += [str(c) for c in (_get(r, "findings") or []) if c not in cats]
-        for c in cats:
-            groups.setdefault(c, []).append(str(_get(r, "check")))
+    groups = {str(f.category or "unknown"): f.checks for f in findings(records)}
     if not groups:
         return None
     cats = sorted(groups, key=lambda c: (-len(groups[c]), c))

@@ -899,6 +899,8 @@ class Comparison:
     still_failing: list[tuple[Record, Record]] = field(default_factory=list)
     new_checks: list[Record] = field(default_factory=list)
     gone_checks: list[Record] = field(default_factory=list)
+    ratio: float = 1.5  # "markedly slower": more than ratio× and min_delta_s slower
+    min_delta_s: float = 0.2
 
 
 def _keyed(records: Iterable[Record]) -> dict[tuple[str, str, int], Record]:
@@ -916,9 +918,9 @@ def compare(run: Run, previous: Path | None = None, *, ratio: float = 1.5, min_d
     previous run of the environment (found by :func:`previous_run` unless given)."""
     previous = previous if previous is not None else previous_run(run.dir)
     if previous is None:
-        return Comparison(None)
+        return Comparison(None, ratio=ratio, min_delta_s=min_delta_s)
     prev = load_run(previous)
-    out = Comparison(previous, prev)
+    out = Comparison(previous, prev, ratio=ratio, min_delta_s=min_delta_s)
     now, before = _keyed(run.records), _keyed(prev.records)
     failing = ("fail", "error")
     for key, r in now.items():
@@ -963,7 +965,7 @@ def comparison_markdown(run: Run, comparison: Comparison | None = None) -> str:
             lambda b, r: f"{_code(r.check)} ({r.phase}): {b.status} → **{r.status}** {_code(r.category)} — {_md(r.message)}")
     section("Fixed", c.fixed,
             lambda b, r: f"{_code(r.check)} ({r.phase}): {b.status} {_code(b.category)} → **{r.status}**")
-    section("Markedly slower (more than 1.5× and 0.2 s)", c.slower,
+    section(f"Markedly slower (more than {c.ratio:g}× and {c.min_delta_s:g} s)", c.slower,
             lambda b, r: f"{_code(r.check)} ({r.phase}): {_secs(b.duration_s)} → **{_secs(r.duration_s)}** "
                          f"({(_num(r.duration_s) or 0) / max(_num(b.duration_s) or 0, 1e-9):.1f}×)")
     if c.still_failing:

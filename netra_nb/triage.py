@@ -505,7 +505,7 @@ def _check_names(cases: Sequence[JUnitCase]) -> list[str]:
 def triage_records(cases: Sequence[JUnitCase], run_id: str) -> list[Record]:
     """One record per testcase (phase and env ``triage``), diagnosed."""
     now = utc_now()
-    related = related_evidence(cases)
+    related = ["\n".join(related_evidence(cases))]  # joined once, not once per testcase
     records = []
     for case, check in zip(cases, _check_names(cases)):
         d = diagnose(case, related)
