@@ -16,6 +16,9 @@ from websockets.asyncio.server import serve
 
 
 class _LoopThread:
+    """A server's own event loop in a thread; leaving the ``with`` stops the server, ends every
+    connection handler still running (a silent one sleeps for an hour) and closes the loop."""
+
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -27,9 +30,21 @@ class _LoopThread:
         return self
 
     def __exit__(self, *exc):
-        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        try:
+            asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(10)
+            asyncio.run_coroutine_threadsafe(self._cancel_the_rest(), self.loop).result(10)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            if not self.thread.is_alive():
+                self.loop.close()
+
+    async def _cancel_the_rest(self) -> None:
+        """Cancel and await the tasks still pending on this loop (handlers the stop did not end)."""
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
 
     @property
     def http_url(self) -> str:
@@ -51,9 +66,10 @@ class TcpServer(_LoopThread):
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def _stop(self):
+        self.server.close()
         for w in self.writers:
             w.transport.abort()
-        self.server.close()
+        await self.server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.writers.append(writer)

@@ -1,6 +1,7 @@
 """Every check against the reference platform, in each era and with each token placement."""
 
 import asyncio
+import html
 import os
 
 import pytest
@@ -103,14 +104,42 @@ def test_unreachable_platform_gives_classified_rows(unused_port):
 def test_interactive_check_and_phase(platform):
     srv = platform()
     result = check("agent_run", params=params_for(srv))
-    assert result.record.status == "pass"
-    assert "agent_run" in result._repr_html_()
+    r = result.record
+    assert r.status == "pass"
+    page = result._repr_html_()
+    assert page.startswith(f"<p><b>✅ agent_run</b>: {html.escape(r.message)}</p><table>")
+    assert "<th style='text-align:left'>category</th><td style='text-align:left'>ok</td>" in page
     assert {f.event for f in result.frames} >= set(AGENT_EVENTS)
+    # the check's chart: one marker per frame, one row per event type
+    ax = _only_axes(result.chart())
+    assert sum(len(c.get_offsets()) for c in ax.collections) == len(result.frames)
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(dict.fromkeys(f.event for f in result.frames))
+
     phase = Phase("connectivity", params=params_for(srv))
     records = phase.run(progress=False)
-    assert len(records) == len(PHASE_CHECKS["connectivity"])
+    assert [r.check for r in records] == list(PHASE_CHECKS["connectivity"])
     assert list(phase.table()["check"]) == [r.check for r in records]
-    assert phase.chart() is not None and phase.frames_chart("websocket_connect") is not None
+    # the duration chart: a bar per check, as long as its duration, labelled with its name; its SLA dashed
+    ax = _only_axes(phase.chart())
+    assert [t.get_text() for t in ax.get_yticklabels()] == [r.check for r in records]
+    assert [b.get_width() for b in ax.patches] == pytest.approx([r.duration_s for r in records])
+    sla = [ln.get_xdata()[0] for ln in ax.lines]
+    assert sla == [r.sla_s for r in records if r.sla_s] and sla
+    # the frames chart of one WebSocket check: that check's frames only
+    ws_frames = [f for f in phase.frames if f.check == "websocket_connect" and f.session == 0]
+    ax = _only_axes(phase.frames_chart("websocket_connect"))
+    assert ws_frames and sum(len(c.get_offsets()) for c in ax.collections) == len(ws_frames)
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(dict.fromkeys(f.event for f in ws_frames))
+
+
+def _only_axes(fig):
+    import matplotlib.pyplot as plt
+    try:
+        (ax,) = fig.axes
+        fig.canvas.draw()  # tick labels are filled in by drawing
+        return ax
+    finally:
+        plt.close(fig)
 
 
 def test_every_registered_check_belongs_to_a_phase():

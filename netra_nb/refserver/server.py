@@ -25,7 +25,6 @@ class RefServer:
         self._thread: threading.Thread | None = None
         self._server: uvicorn.Server | None = None
         self._state: AppState | None = None
-        self._sock: socket.socket | None = None
         self._error: BaseException | None = None
         self._port: int | None = None
 
@@ -100,7 +99,7 @@ class RefServer:
         )
         server = uvicorn.Server(cfg)
         sock = self._bind()
-        self._sock, self._server, self._state = sock, server, state
+        self._server, self._state = server, state
         self._port = sock.getsockname()[1]
         self._error = None
 

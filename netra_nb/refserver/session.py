@@ -63,7 +63,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await _wait_disconnect(websocket, state)
         return
 
-    token, placement, echo = find_token(websocket.headers, websocket.scope.get("subprotocols") or (), websocket.query_params)
+    token, _, echo = find_token(websocket.headers, websocket.scope.get("subprotocols") or (), websocket.query_params)
 
     if "ws_auth_failed_1008" in faults:
         # Auth moved behind the accept: the session is refused with a frame and 1008.
@@ -100,7 +100,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     user_id = str(claims.get("sub") or claims.get("user_id"))
     state.active_sessions += 1
     try:
-        await Session(websocket, state, user_id, placement or "").run()
+        await Session(websocket, state, user_id).run()
     finally:
         state.active_sessions -= 1
 
@@ -155,7 +155,6 @@ class Session:
         "faults",
         "era",
         "user_id",
-        "placement",
         "connection_id",
         "thread_id",
         "handshake_run_id",
@@ -167,14 +166,13 @@ class Session:
         "got_message",
     )
 
-    def __init__(self, ws: WebSocket, state: "AppState", user_id: str, placement: str) -> None:
+    def __init__(self, ws: WebSocket, state: "AppState", user_id: str) -> None:
         self.ws = ws
         self.state = state
         self.cfg = state.config
         self.faults = state.fault_set
         self.era = self.cfg.era
         self.user_id = user_id
-        self.placement = placement
         self.connection_id = ("conn_" if self.era == "early" else "main_") + _hex()
         self.thread_id = "thread_" + _hex()
         self.handshake_run_id: str | None = "run_" + _hex() if self.era == "october" else None
@@ -314,9 +312,7 @@ class Session:
                     await self.close(1000, "main cleanup")
                     return
                 await self.send_obj({"type": frame_type, "timestamp": time.time()})
-        except asyncio.CancelledError:
-            raise
-        except Exception:
+        except Exception:  # the client went away (CancelledError, a BaseException, passes through)
             return
 
     async def _receive_loop(self) -> None:
@@ -463,9 +459,7 @@ class Session:
                         "Show me the billing data of another account", started,
                     )
                     await self.send(_dumps(other))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
+        except Exception:  # the client went away (CancelledError, a BaseException, passes through)
             return
 
     def _event(

@@ -40,16 +40,13 @@ def mint_access_token(
     email: str = "e2e-test@staging.netrasystems.ai",
     permissions: Sequence[str] = DEFAULT_PERMISSIONS,
     *,
-    sub: str | None = None,
     ttl: float = ACCESS_TTL,
     now: float | None = None,
-    auth_service: bool = True,
 ) -> str:
-    """An HS256 access token with the contract's claims.  ``auth_service`` adds the claims only
-    tokens minted by the auth service carry (``token_type``, ``aud``)."""
+    """An HS256 access token with the contract's claims, as the auth service mints them."""
     iat = int(time.time() if now is None else now)
     claims: dict = {
-        "sub": sub or user_id_for(email),
+        "sub": user_id_for(email),
         "email": email,
         "permissions": list(permissions),
         "iat": iat,
@@ -57,10 +54,9 @@ def mint_access_token(
         "type": "access",
         "iss": ISSUER,
         "jti": uuid.uuid4().hex,
+        "token_type": "access",
+        "aud": AUDIENCE,
     }
-    if auth_service:
-        claims["token_type"] = "access"
-        claims["aud"] = AUDIENCE
     return jwt.encode(claims, secret, algorithm="HS256")
 
 

@@ -196,9 +196,16 @@ def test_empty_history_gives_empty_results_and_charts():
     assert empty.empty and {"env", "check", "status"} <= set(empty.columns)
     assert h.failing_streaks(empty).empty and h.compare_envs(empty).empty and h.overview(empty).empty
     assert h.flaky_checks(empty).empty and h.duration_trend(empty).empty
-    for fig in (h.plot_duration_trend(h.duration_trend(empty)), h.plot_pass_rate(h.duration_trend(empty)),
-                h.plot_flaky(h.flaky_checks(empty)), h.plot_env_comparison(h.compare_envs(empty))):
-        assert fig.axes
+    charts = {
+        "no durations in the history": h.plot_duration_trend(h.duration_trend(empty)),
+        "no runs in the history": h.plot_pass_rate(h.duration_trend(empty)),
+        "no check switched between pass and fail": h.plot_flaky(h.flaky_checks(empty)),
+        "no environments to compare": h.plot_env_comparison(h.compare_envs(empty)),
+    }
+    for says, fig in charts.items():  # one blank panel that says why, nothing drawn
+        (ax,) = fig.axes
+        assert not ax.axison and [t.get_text() for t in ax.texts] == [says]
+        assert not (ax.lines or ax.patches or ax.images or ax.collections)
 
 
 def test_charts_draw_from_the_analyses():
@@ -211,6 +218,27 @@ def test_charts_draw_from_the_analyses():
     assert len([ax for ax in fig.axes if ax.lines]) == 4
     sla_lines = [ln for ax in fig.axes for ln in ax.lines if ln.get_label().startswith("SLA")]
     assert sorted({ln.get_ydata()[0] for ln in sla_lines}) == [2.0, 15.0]
-    assert h.plot_pass_rate(trend).axes
-    assert h.plot_flaky(h.flaky_checks(df)).axes[0].patches
-    assert h.plot_env_comparison(h.compare_envs(df)).axes[0].patches
+
+    # pass rate: one row per env · phase/check, one column per period, the worst check on top
+    labels = trend["env"] + " · " + trend["phase"] + "/" + trend["check"]
+    rates = {label: g.sort_values("bucket")["pass_rate"].tolist() for label, g in trend.assign(label=labels).groupby("label")}
+    ax = h.plot_pass_rate(trend).axes[0]
+    (image,) = ax.images
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert sorted(rows) == sorted(rates) and rows[0] == "staging · connectivity/ping"
+    assert image.get_array().tolist() == [rates[r] for r in rows]
+
+    # flaky: a bar per check that flipped, as long as its flip rate (only staging's ping flipped)
+    flaky = h.flaky_checks(df)
+    ax = h.plot_flaky(flaky).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["staging · connectivity/ping"]
+    assert [b.get_width() for b in ax.patches] == [row(flaky, "ping", "staging")["flip_rate"]] == [1.0]
+
+    # env comparison: per check, one bar per environment, as long as its p50
+    cmp = h.compare_envs(df)
+    ax = h.plot_env_comparison(cmp).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [f"{p}/{c}" for p, c in cmp.index]
+    envs = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sorted(envs) == ["production", "staging"]
+    widths = [b.get_width() for b in ax.patches]  # env by env, check by check
+    assert widths == pytest.approx([cmp.loc[idx, (env, "p50_s")] for env in envs for idx in cmp.index])

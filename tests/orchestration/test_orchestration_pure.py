@@ -13,8 +13,15 @@ from netra_nb.judge import Verdict
 from netra_nb.params import parse_params
 from netra_nb.ws import WsFrame, WsObservation
 
-PARAMS = parse_params({"name": "pure", "base_url": "http://127.0.0.1:9", "ws_url": "ws://127.0.0.1:9/ws",
-                       "auth": {"method": "none"}, "sla": {"http": 1.0, "agent_run": 2.0}})
+
+
+@pytest.fixture
+def params(unused_port):
+    """Nothing listens at these URLs: these tests judge hand-made observations and must not connect
+    (one that did would fail with connection_refused)."""
+    return parse_params({"name": "pure", "base_url": f"http://127.0.0.1:{unused_port}",
+                         "ws_url": f"ws://127.0.0.1:{unused_port}/ws", "auth": {"method": "none"},
+                         "sla": {"http": 1.0, "agent_run": 2.0}})
 
 
 def frame(t, direction, obj):
@@ -62,9 +69,9 @@ def test_peak_concurrency_counts_overlap_and_not_touching_ends():
     assert orch.peak_concurrency([]) == 0
 
 
-def test_own_ids_and_timings_come_from_the_frames():
+def test_own_ids_and_timings_come_from_the_frames(params):
     obs = observation(t_req=0.5, step=0.25)
-    run = orch.session_run(orch.UserToken(0, "e2e-a", "t"), obs, OK, fleet_t0=99.0, params=PARAMS)
+    run = orch.session_run(orch.UserToken(0, "e2e-a", "t"), obs, OK, fleet_t0=99.0, params=params)
     assert (run.own_user, run.own_run) == ("e2e-a", "run_a")
     assert run.first_event_s == pytest.approx(0.25) and run.completion_s == pytest.approx(1.25)
     assert run.events == 5 and run.foreign == [] and run.category == "ok"
@@ -72,12 +79,12 @@ def test_own_ids_and_timings_come_from_the_frames():
     assert run.completed_at_s == pytest.approx(1.0 + 0.5 + 1.25)
 
 
-def test_timing_starts_at_the_request_not_at_an_october_handshake_ack():
+def test_timing_starts_at_the_request_not_at_an_october_handshake_ack(params):
     obs = observation(t_req=0.4)
     ack = frame(0.05, "sent", {"type": "handshake_acknowledged", "thread_id": "th"})
     obs.frames.insert(1, ack)
     obs.first_client_message_t = 0.05
-    run = orch.session_run(orch.UserToken(0, "e2e-a", "t"), obs, OK, 100.0, PARAMS)
+    run = orch.session_run(orch.UserToken(0, "e2e-a", "t"), obs, OK, 100.0, params)
     assert run.first_event_s == pytest.approx(0.2)
 
 
@@ -90,11 +97,11 @@ def test_server_assigned_run_id_is_ours_when_the_request_id_is_not_echoed():
     assert orch.own_ids(obs, "e2e-a") == ("e2e-a", "srv_run")
 
 
-def test_foreign_events_are_set_aside_for_completion_and_counted_for_isolation():
+def test_foreign_events_are_set_aside_for_completion_and_counted_for_isolation(params):
     leak = [event("agent_started", "e2e-b", "run_b", 0.35), event("agent_completed", "e2e-b", "run_b", 0.36)]
     obs = observation(extra=leak)
     raw = Verdict("fail", "cross_user_leak", "leak", "")
-    run = orch.session_run(orch.UserToken(0, "e2e-a", "t"), obs, raw, 100.0, PARAMS)
+    run = orch.session_run(orch.UserToken(0, "e2e-a", "t"), obs, raw, 100.0, params)
     assert len(run.foreign) == 2 and run.events == 5
     assert run.verdict.category == "ok"  # its own run completed; the leak is user_isolation's
     assert run.category == "cross_user_leak"
@@ -107,25 +114,30 @@ def fleet_of(*sessions, auth_method="e2e_endpoint"):
                       list(sessions), 0.1, 2.0, orch.LoopLag(10, 0.1, 1.0, 2.0), 0.2)
 
 
-def judge(fleet, name, params=PARAMS):
+def judge(params, fleet, name):
     async def go():
         ctx = Context(params, phase=orch.PHASE)
-        orch._FLEETS[ctx] = fleet  # judge a fleet built by hand
-        return await ctx.run(name)
+        # Judge a fleet built by hand: orchestration has no public way to hand a context its fleet
+        # (fleet_for runs one), so it goes where fleet_for looks; the entry dies with the context.
+        orch._FLEETS[ctx] = fleet
+        try:
+            return await ctx.run(name)
+        finally:
+            await ctx.aclose()
     return asyncio.run(go())
 
 
-def sess(i, obs=None, verdict=OK, user=None):
+def sess(params, i, obs=None, verdict=OK, user=None):
     user = user or f"e2e-u{i}"
     obs = obs or observation(user, f"run_{i}")
-    return orch.session_run(orch.UserToken(i, user, "t"), obs, verdict, 100.0, PARAMS)
+    return orch.session_run(orch.UserToken(i, user, "t"), obs, verdict, 100.0, params)
 
 
-def test_concurrent_runs_fail_with_the_dominant_category_and_count_them_all():
-    bad = lambda i, cat: sess(i, observation(f"e2e-u{i}", f"run_{i}", kinds=AGENT_EVENTS[:3]),
+def test_concurrent_runs_fail_with_the_dominant_category_and_count_them_all(params):
+    bad = lambda i, cat: sess(params, i, observation(f"e2e-u{i}", f"run_{i}", kinds=AGENT_EVENTS[:3]),
                               Verdict("fail", cat, f"{cat} happened", "evidence"))
-    fleet = fleet_of(sess(0), bad(1, "agent_incomplete"), bad(2, "agent_incomplete"), bad(3, "ws_internal_error"))
-    r = judge(fleet, "concurrent_agent_runs")
+    fleet = fleet_of(sess(params, 0), bad(1, "agent_incomplete"), bad(2, "agent_incomplete"), bad(3, "ws_internal_error"))
+    r = judge(params, fleet, "concurrent_agent_runs")
     assert (r.status, r.category) == ("fail", "agent_incomplete")
     assert r.message.startswith("1/4 agent runs completed; 2 failed with agent_incomplete")
     assert "agent_incomplete: 2" in r.detail and "ws_internal_error: 1" in r.detail and "ok: 1" in r.detail
@@ -133,61 +145,61 @@ def test_concurrent_runs_fail_with_the_dominant_category_and_count_them_all():
     assert r.bytes_received == sum(s.obs.bytes_received for s in fleet.sessions)
 
 
-def test_concurrent_runs_pass_only_when_every_session_completed():
-    r = judge(fleet_of(sess(0), sess(1)), "concurrent_agent_runs")
+def test_concurrent_runs_pass_only_when_every_session_completed(params):
+    r = judge(params, fleet_of(sess(params, 0), sess(params, 1)), "concurrent_agent_runs")
     assert (r.status, r.category) == ("pass", "ok") and r.message.startswith("2/2 agent runs completed")
     assert r.events_seen == list(AGENT_EVENTS) and r.events_missing == []
     assert r.ws_open_s == pytest.approx(0.02)
 
 
-def test_isolation_names_a_leak_between_two_of_our_users():
+def test_isolation_names_a_leak_between_two_of_our_users(params):
     stray = event("tool_executing", "e2e-u1", "run_1", 0.33)
-    fleet = fleet_of(sess(0, observation("e2e-u0", "run_0", extra=[stray])), sess(1))
-    r = judge(fleet, "user_isolation")
+    fleet = fleet_of(sess(params, 0, observation("e2e-u0", "run_0", extra=[stray])), sess(params, 1))
+    r = judge(params, fleet, "user_isolation")
     assert (r.status, r.category) == ("fail", "cross_user_leak")
     assert "user 1 of this fleet" in r.message
 
 
-def test_isolation_fails_when_two_tokens_are_welcomed_as_one_user():
-    a = sess(0, observation("e2e-same", "run_0"), user="e2e-u0")
-    b = sess(1, observation("e2e-same", "run_1"), user="e2e-u1")
-    r = judge(fleet_of(a, b), "user_isolation")
+def test_isolation_fails_when_two_tokens_are_welcomed_as_one_user(params):
+    a = sess(params, 0, observation("e2e-same", "run_0"), user="e2e-u0")
+    b = sess(params, 1, observation("e2e-same", "run_1"), user="e2e-u1")
+    r = judge(params, fleet_of(a, b), "user_isolation")
     assert r.category == "cross_user_leak" and "welcomed as user 'e2e-same'" in r.message
 
 
-def test_isolation_with_one_shared_token_says_only_runs_were_told_apart():
-    fleet = fleet_of(sess(0, user="e2e-one", obs=observation("e2e-one", "run_0")),
-                     sess(1, user="e2e-one", obs=observation("e2e-one", "run_1")), auth_method="token")
-    r = judge(fleet, "user_isolation")
+def test_isolation_with_one_shared_token_says_only_runs_were_told_apart(params):
+    fleet = fleet_of(sess(params, 0, user="e2e-one", obs=observation("e2e-one", "run_0")),
+                     sess(params, 1, user="e2e-one", obs=observation("e2e-one", "run_1")), auth_method="token")
+    r = judge(params, fleet, "user_isolation")
     assert r.status == "pass" and "one shared token" in r.message
 
 
-def test_latency_is_degraded_when_the_p95_passes_the_sla():
-    slow = [sess(i, observation(f"e2e-u{i}", f"run_{i}", step=0.5 if i < 19 else 0.1)) for i in range(20)]
-    r = judge(fleet_of(*slow), "latency_percentiles")  # completion 2.5 s > sla.agent_run 2.0
+def test_latency_is_degraded_when_the_p95_passes_the_sla(params):
+    slow = [sess(params, i, observation(f"e2e-u{i}", f"run_{i}", step=0.5 if i < 19 else 0.1)) for i in range(20)]
+    r = judge(params, fleet_of(*slow), "latency_percentiles")  # completion 2.5 s > sla.agent_run 2.0
     assert (r.status, r.category) == ("degraded", "ok")
     assert "completion p95 2.500s > sla.agent_run 2.0s" in r.message
-    fast = [sess(i) for i in range(5)]
-    r = judge(fleet_of(*fast), "latency_percentiles")
+    fast = [sess(params, i) for i in range(5)]
+    r = judge(params, fleet_of(*fast), "latency_percentiles")
     assert r.status == "pass" and "completion 1.000/1.000/1.000 s" in r.message
 
 
-def test_nothing_to_measure_is_a_skip_not_a_pass():
-    none = sess(0, observation(kinds=()), Verdict("fail", "agent_no_events", "silence", ""))
+def test_nothing_to_measure_is_a_skip_not_a_pass(params):
+    none = sess(params, 0, observation(kinds=()), Verdict("fail", "agent_no_events", "silence", ""))
     for name in ("latency_percentiles", "user_isolation"):
-        r = judge(fleet_of(none), name)
+        r = judge(params, fleet_of(none), name)
         assert r.status == "skip", name
 
 
-def test_sessions_frame_has_one_row_per_user():
-    df = orch.sessions_frame(fleet_of(sess(0), sess(1)))
+def test_sessions_frame_has_one_row_per_user(params):
+    df = orch.sessions_frame(fleet_of(sess(params, 0), sess(params, 1)))
     assert list(df.columns[:6]) == ["user", "open_s", "first_event_s", "completion_s", "events", "category"]
     assert df["events"].tolist() == [5, 5] and df["category"].tolist() == ["ok", "ok"]
     assert orch.sessions_frame(None).empty
 
 
-def test_a_shared_token_config_needs_its_variable(monkeypatch):
-    p = PARAMS.with_overrides(auth=PARAMS.auth.__class__(method="token", token_env="NETRA_NB_NOPE"))
+def test_a_shared_token_config_needs_its_variable(params, monkeypatch):
+    p = params.with_overrides(auth=params.auth.__class__(method="token", token_env="NETRA_NB_NOPE"))
     monkeypatch.delenv("NETRA_NB_NOPE", raising=False)
     r = judge_fresh(p, "concurrent_agent_runs")
     assert (r.status, r.category) == ("error", "config_error") and "NETRA_NB_NOPE" in r.message
@@ -222,11 +234,18 @@ def test_per_user_tokens_never_reach_a_record_unregistered():
     assert token not in redact(f"Authorization: Bearer {token} and bare {token}")
 
 
-def test_local_jwt_users_share_sign_tokens_claims_but_not_their_identity(monkeypatch):
+def test_local_jwt_users_share_sign_tokens_claims_but_not_their_identity(params, monkeypatch):
     import jwt
     monkeypatch.setenv("NETRA_NB_TEST_SIGNING", "s" * 40)
-    p = PARAMS.with_overrides(auth=PARAMS.auth.__class__(method="local_jwt", secret_env="NETRA_NB_TEST_SIGNING"))
-    users = asyncio.run(orch.user_tokens(Context(p), 3))
+    p = params.with_overrides(auth=params.auth.__class__(method="local_jwt", secret_env="NETRA_NB_TEST_SIGNING"))
+
+    async def go():
+        ctx = Context(p)
+        try:
+            return await orch.user_tokens(ctx, 3)
+        finally:
+            await ctx.aclose()
+    users = asyncio.run(go())
     claims = [jwt.decode(u.token, "s" * 40, algorithms=["HS256"], audience="netra-platform") for u in users]
     assert [c["sub"] for c in claims] == ["e2e-nb-user-0", "e2e-nb-user-1", "e2e-nb-user-2"] == [u.user_id for u in users]
     assert len({c["jti"] for c in claims}) == 3 and len({c["email"] for c in claims}) == 3

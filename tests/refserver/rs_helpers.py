@@ -1,9 +1,6 @@
-"""Fixtures and client-side helpers for the reference-platform tests: real servers on loopback,
-plain httpx and websockets, no mocks.
-
-The fixtures live here, not in a conftest.py: several test folders each holding a conftest.py
-fight over the module name ``conftest`` (tests that ``from conftest import ...`` then break).
-Test modules import the fixtures they use by name.
+"""Client-side helpers for the reference-platform tests: real servers on loopback, plain httpx and
+websockets, no mocks.  Test modules import these by name; the fixtures (serve, shared, mid_server)
+are in this folder's conftest.py.
 """
 
 from __future__ import annotations
@@ -11,10 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from netra_nb.refserver import RefServer, ServerConfig
@@ -116,47 +111,3 @@ def is_event(name: str) -> Callable[[Any], bool]:
 def agent_events(frames: list[Any]) -> list[str]:
     return [event_name(f) for f in frames if isinstance(f, dict) and event_name(f) in FIVE + ["agent_error"]]
 
-
-# ---------------------------------------------------------------------------- fixtures
-
-
-def _stop_all(servers: list[RefServer]) -> None:
-    if servers:
-        with ThreadPoolExecutor(len(servers)) as pool:
-            list(pool.map(lambda s: s.stop(), servers))
-
-
-@pytest.fixture
-def serve():
-    """serve(**config) -> a started RefServer of this test alone (use it to stop it or hang it)."""
-    started: list[RefServer] = []
-
-    def _serve(**kwargs: Any) -> RefServer:
-        srv = RefServer(make_config(**kwargs)).start()
-        started.append(srv)
-        return srv
-
-    yield _serve
-    _stop_all(started)
-
-
-@pytest.fixture(scope="session")
-def shared():
-    """shared(**config) -> a started RefServer shared by the tests asking for the same config
-    (tests that use it must not stop it)."""
-    cache: dict[str, RefServer] = {}
-
-    def _get(**kwargs: Any) -> RefServer:
-        key = repr(sorted(kwargs.items()))
-        if key not in cache:
-            cache[key] = RefServer(make_config(**kwargs)).start()
-        return cache[key]
-
-    yield _get
-    _stop_all(list(cache.values()))
-
-
-@pytest.fixture
-def mid_server(shared):
-    """The healthy mid-era server."""
-    return shared()

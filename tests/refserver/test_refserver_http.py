@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import datetime
 
@@ -11,7 +12,6 @@ import pytest
 
 from netra_nb.refserver import FAULTS, RefServer, ServerConfig
 
-from rs_helpers import mid_server, serve, shared  # noqa: F401 - fixtures
 from rs_helpers import make_config
 
 
@@ -177,7 +177,7 @@ def test_config_rejects_unknown_fault_listing_known():
 def test_config_normalizes_faults_and_is_frozen():
     cfg = ServerConfig(faults="agent_error, http_mcp_500,agent_error")
     assert cfg.faults == ("agent_error", "http_mcp_500")
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.era = "early"  # type: ignore[misc]
 
 

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import time
+from datetime import datetime
 
 import httpx
 import pytest
@@ -15,7 +16,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from netra_nb.refserver import RefServer
 
-from rs_helpers import mid_server, serve, shared  # noqa: F401 - fixtures
 from rs_helpers import (
     FIVE,
     USER_ID,
@@ -24,6 +24,7 @@ from rs_helpers import (
     event_body,
     event_name,
     is_event,
+    make_config,
     open_ws,
     recv_json,
     run,
@@ -138,7 +139,7 @@ def _check_run(frames: list, era: str, run_id: str | None = None) -> None:
 
 
 def test_early_era_session():
-    with RefServer(_cfg(era="early", heartbeat_interval=0.2)) as srv:
+    with RefServer(make_config(era="early", heartbeat_interval=0.2)) as srv:
         async def go():
             async with open_ws(srv) as ws:
                 first, second = await welcome(ws, "early")
@@ -176,7 +177,7 @@ def test_mid_era_session(mid_server):
 
 
 def test_october_era_session_with_handshake():
-    with RefServer(_cfg(era="october")) as srv:
+    with RefServer(make_config(era="october")) as srv:
         async def go():
             async with open_ws(srv) as ws:
                 established, handshake = await welcome(ws, "october")
@@ -193,7 +194,7 @@ def test_october_era_session_with_handshake():
 
 
 def test_october_runs_without_the_acknowledgement():
-    with RefServer(_cfg(era="october")) as srv:
+    with RefServer(make_config(era="october")) as srv:
         async def go():
             async with open_ws(srv) as ws:
                 await welcome(ws, "october")
@@ -252,17 +253,21 @@ def test_other_frames(mid_server):
 
 
 def test_heartbeats_when_idle(shared):
-    srv = shared(heartbeat_interval=0.15)
+    interval = 0.15
+    srv = shared(heartbeat_interval=interval)
 
     async def go():
         async with open_ws(srv) as ws:
-            await welcome(ws)
-            t0 = time.monotonic()
-            frames = [await recv_json(ws) for _ in range(2)]
-            assert [f["type"] for f in frames] == ["heartbeat", "heartbeat"]
-            assert 0.2 < time.monotonic() - t0 < 1.5
+            (established,) = await welcome(ws)
+            return [established] + [await recv_json(ws) for _ in range(2)]
 
-    run(go())
+    frames = run(go())
+    assert [f["type"] for f in frames] == ["connection_established", "heartbeat", "heartbeat"]
+    # the server's own timestamps: a heartbeat goes out once the session was idle for an interval
+    # (a small allowance for the clocks' granularity), and no burst of them
+    stamps = [f["timestamp"] for f in frames]
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert all(gap >= interval - 0.005 for gap in gaps), gaps
 
 
 def test_concurrent_runs_on_one_connection(shared):
@@ -296,14 +301,25 @@ def test_event_offsets_are_honoured(serve):
             await welcome(ws)
             t0 = time.monotonic()
             await ws.send(json.dumps(START))
-            arrivals = []
+            frames, arrivals = [], []
             for _ in FIVE:
-                await recv_json(ws)
+                frames.append(await recv_json(ws))
                 arrivals.append(time.monotonic() - t0)
-            return arrivals
+            return frames, arrivals
 
-    for got, want in zip(run(go()), offsets):
-        assert want - 0.02 <= got <= want + 0.25
+    frames, arrivals = run(go())
+    assert [event_name(f) for f in frames] == FIVE
+    # On the server's clock: when each event was made, in seconds since the run started (the run's
+    # execution_time_ms is measured from the start to agent_completed).
+    stamps = [datetime.fromisoformat(f["timestamp"]).timestamp() for f in frames]
+    since_start = [frames[-1]["data"]["execution_time_ms"] / 1000 - (stamps[-1] - t) for t in stamps]
+    late = [t - want for t, want in zip(since_start, offsets)]
+    # never early (a millisecond for the rounding of the ISO stamps and of execution_time_ms) ...
+    assert all(x >= -0.001 for x in late), late
+    assert all(t >= want for t, want in zip(arrivals, offsets)), arrivals  # the client's clock agrees
+    # ... and scheduled by the offsets themselves: none is late by a whole run's length (offsets
+    # summed as sleeps would put the last event at 1.5 s, 1 s late) - generous for a busy machine
+    assert all(x < offsets[-1] for x in late), late
 
 
 def test_idle_timeout_closes_main_cleanup(shared):
@@ -321,7 +337,8 @@ def test_idle_timeout_closes_main_cleanup(shared):
 
 
 def test_stop_is_quick_with_open_sessions_and_clients_see_1012(serve):
-    srv = serve(agent_event_offsets=(5, 6, 7, 8, 9))
+    offsets = (20, 21, 22, 23, 24)  # the run in flight would hold a waiting stop() this long
+    srv = serve(agent_event_offsets=offsets)
 
     async def go():
         async with open_ws(srv) as ws:
@@ -335,13 +352,8 @@ def test_stop_is_quick_with_open_sessions_and_clients_see_1012(serve):
             return stop_s, ws.close_code
 
     stop_s, code = run(go())
-    assert stop_s < 2.0
+    assert stop_s < offsets[0] / 2  # it did not wait for the run
     assert code == 1012
     with pytest.raises(httpx.TransportError):
         httpx.get(srv.base_url + "/health", timeout=1)
 
-
-def _cfg(**kw):
-    from rs_helpers import make_config
-
-    return make_config(**kw)
