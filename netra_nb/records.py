@@ -26,6 +26,7 @@ __all__ = [
     "FRAME_FIELDS",
     "append_jsonl",
     "read_jsonl",
+    "load_records",
     "read_records",
     "read_frames",
     "utc_now",
@@ -161,8 +162,8 @@ def append_jsonl(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -
         os.close(fd)  # closing releases the lock
 
 
-def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Yield each valid JSON object of a JSON-lines file; a torn last line is skipped."""
+def _jsonl_objects(path: str | os.PathLike[str]) -> Iterator[dict[str, Any] | None]:
+    """Each non-empty line of a JSON-lines file as a JSON object, or None when it is not one (torn)."""
     p = Path(path)
     if not p.exists():
         return
@@ -174,13 +175,31 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError:
+                yield None
                 continue
-            if isinstance(obj, dict):
-                yield obj
+            yield obj if isinstance(obj, dict) else None
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Yield each valid JSON object of a JSON-lines file; a torn last line is skipped."""
+    return (obj for obj in _jsonl_objects(path) if obj is not None)
+
+
+def load_records(path: str | os.PathLike[str]) -> tuple[list[Record], int]:
+    """The readable records of a ``results.jsonl`` and how many non-empty lines were not records
+    (torn, or JSON of another shape)."""
+    out, bad = [], 0
+    for obj in _jsonl_objects(path):
+        try:
+            out.append(Record.from_dict(obj))  # type: ignore[arg-type]
+        except (ValueError, TypeError, AttributeError):
+            bad += 1
+    return out, bad
 
 
 def read_records(run_dir: str | os.PathLike[str]) -> list[Record]:
-    return [Record.from_dict(d) for d in read_jsonl(Path(run_dir) / "results.jsonl")]
+    """The readable records of a run folder (lines that are not records are left out)."""
+    return load_records(Path(run_dir) / "results.jsonl")[0]
 
 
 def read_frames(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -35,7 +35,7 @@ from .charts import _num, _phase_rank  # one definition of each, shared with the
 from .categories import category_info
 from .diagnosis import Finding, GoldenPath, counts, findings, golden_path, is_agent_run
 from .frames import AGENT_EVENTS, normalize, result_of
-from .records import PASSING, Record, read_jsonl
+from .records import PASSING, Record, load_records, read_jsonl
 from .redact import redact
 
 __all__ = [
@@ -210,24 +210,6 @@ def _read_json(path: Path) -> tuple[dict[str, Any], str | None]:
     return (data, None) if isinstance(data, dict) else ({}, f"{path.name} is not a JSON object")
 
 
-def _read_records(path: Path) -> tuple[list[Record], int]:
-    """The readable records and how many non-empty lines were not (torn, or not a record)."""
-    if not path.exists():
-        return [], 0
-    out, bad = [], 0
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                data = json.loads(line)
-                out.append(Record.from_dict(data))
-            except (ValueError, TypeError, AttributeError):
-                bad += 1
-    return out, bad
-
-
 def latest_run(outputs: str | Path | None = None) -> Path | None:
     """The most recent run folder (by its start) under ``outputs/<env>/`` (default: the checkout's
     ``outputs/``) that has a ``results.jsonl``; for opening the report notebook by hand."""
@@ -236,13 +218,15 @@ def latest_run(outputs: str | Path | None = None) -> Path | None:
     return max(found, key=lambda p: (_run_time(p), p.name)) if found else None
 
 
-def load_run(run_dir: str | Path) -> Run:
-    """Read a run folder; never raises for missing or damaged files."""
+def load_run(run_dir: str | Path, frames: Sequence[dict[str, Any]] | None = None) -> Run:
+    """Read a run folder; never raises for missing or damaged files. ``frames`` (one row per
+    WebSocket frame: thousands for a large fleet), when the caller already read them, are used
+    instead of reading ``events.jsonl`` again."""
     run_dir = Path(run_dir).resolve()
     meta, problem = _read_json(run_dir / "run.json")
     summary, _ = _read_json(run_dir / "summary.json")
-    records, bad = _read_records(run_dir / "results.jsonl")
-    frames = list(read_jsonl(run_dir / "events.jsonl"))
+    records, bad = load_records(run_dir / "results.jsonl")
+    frames = list(read_jsonl(run_dir / "events.jsonl")) if frames is None else list(frames)
     return Run(run_dir, meta, records, frames, summary, bad, problem)
 
 
@@ -1030,10 +1014,11 @@ def summary_markdown(run: Run, summary: Mapping[str, Any] | None = None) -> str:
 
 
 def write_summary_md(run_dir: str | Path, records: Sequence[Record] | None = None,
-                     summary: Mapping[str, Any] | None = None) -> Path:
-    """Write ``run_dir/summary.md`` from ``records`` (read from the folder when None) and the
-    ``summary.json`` dict; return its path."""
-    run = load_run(run_dir)
+                     summary: Mapping[str, Any] | None = None,
+                     frames: Sequence[dict[str, Any]] | None = None) -> Path:
+    """Write ``run_dir/summary.md`` from ``records`` and ``frames`` (read from the folder when None)
+    and the ``summary.json`` dict; return its path."""
+    run = load_run(run_dir, frames)
     if records is not None:
         run.records = list(records)
     if summary:

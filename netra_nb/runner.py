@@ -253,7 +253,7 @@ def finalize_run(run_dir: str | Path, *, report: bool = True) -> dict[str, Any]:
         "complete": not unfinished and bool(finished),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    _artifacts(run_dir, records, summary, report=report)
+    _artifacts(run_dir, records, frames, summary, report=report)
     return summary
 
 
@@ -266,7 +266,8 @@ def _phase_finished(phase: str, info: dict[str, Any], records: list[Record]) -> 
     return bool(expected) and expected <= done and info.get("notebooks", {}).get(phase, {}).get("status") != "failed"
 
 
-def _artifacts(run_dir: Path, records: list[Record], summary: dict[str, Any], *, report: bool) -> None:
+def _artifacts(run_dir: Path, records: list[Record], frames: list[dict[str, Any]], summary: dict[str, Any], *,
+               report: bool) -> None:
     problems = []
     try:
         from .junit import write_junit
@@ -275,7 +276,7 @@ def _artifacts(run_dir: Path, records: list[Record], summary: dict[str, Any], *,
         problems.append(f"junit.xml: {type(exc).__name__}: {exc}")
     try:
         from .report import write_summary_md
-        write_summary_md(run_dir, records, summary)
+        write_summary_md(run_dir, records, summary, frames)
     except Exception as exc:  # noqa: BLE001
         problems.append(f"summary.md: {type(exc).__name__}: {exc}")
     if report:
