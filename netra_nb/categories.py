@@ -6,10 +6,11 @@ One place for the whole table, as a tree by where the failure shows::
     network ......... dns_failure, connection_refused, connect_timeout, tls_error, read_timeout
     http ............ http_unavailable, http_server_error, http_auth_rejected, http_not_found,
                       http_client_error, health_degraded, contract_mismatch
+    auth ............ auth_unavailable
     ws upgrade ...... ws_upgrade_auth_rejected, ws_route_missing, ws_upgrade_unavailable,
                       ws_upgrade_server_error, ws_handshake_timeout, ws_subprotocol_mismatch
-    ws session ...... ws_internal_error, ws_keepalive_timeout, ws_policy_violation, ws_closed_early,
-                      ws_abnormal_close, ws_error_frame
+    ws session ...... ws_auth_ignored, ws_internal_error, ws_keepalive_timeout, ws_policy_violation,
+                      ws_closed_early, ws_abnormal_close, ws_error_frame, ws_no_reply
     agent run ....... agent_no_events, agent_incomplete, agent_failed, agent_empty_result,
                       agent_event_order, cross_user_leak
     honesty ......... fake_fast, no_network_io, mock_fallback
@@ -90,6 +91,12 @@ _TABLE = [
     _c("contract_mismatch", "http", "A success answer that breaks the contract",
        ["The platform changed its response shape", "A proxy or error page answering in place of the platform"],
        ["Compare the body in the evidence with netra-contract.md", "Check for a proxy between client and platform"]),
+    _c("auth_unavailable", "auth", "The auth service does not offer the chosen method here",
+       ["The E2E test endpoint is not configured in this environment (the auth service answers 503 'E2E "
+        "authentication not configured' while its /health is 200): a development auth service",
+        "The environment refuses test authentication (production answers 403)"],
+       ["Use an auth method this environment offers: local_jwt with the backend's JWT secret, or a ready token",
+        "Or configure the E2E endpoint on the auth service (ENVIRONMENT=staging and the bypass key)"]),
     # -- ws upgrade --
     _c("ws_upgrade_auth_rejected", "ws_upgrade", "The WebSocket upgrade was refused for the credentials",
        ["The platform validates tokens with a different secret than the one that signed them",
@@ -114,6 +121,12 @@ _TABLE = [
        ["Pass subprotocols through the client library's subprotocols argument",
         "Check which subprotocol the server echoes"]),
     # -- ws session --
+    _c("ws_auth_ignored", "ws_session", "The session was accepted, but not as our user",
+       ["The backend never read the token: a demo mode that makes every session the same demo user",
+        "The token's placement is not read (e.g. the ?token= query), so the session fell back to an anonymous user"],
+       ["Turn demo mode off on the backend (DEMO_MODE=0) and run again",
+        "Use a token placement the backend reads (the Authorization header)",
+        "Treat every result of these sessions as not ours: they prove nothing about authenticated users"]),
     _c("ws_internal_error", "ws_session", "The server closed the WebSocket with 1011 (internal error)",
        ["A server-side exception in the WebSocket message handling (an undefined function left by an import fallback)",
         "A value that could not be serialized to JSON"],
@@ -136,6 +149,11 @@ _TABLE = [
     _c("ws_error_frame", "ws_session", "The server sent an error frame",
        ["The server reports a failure of its own (e.g. CONNECTION_ERROR when a mode fails)"],
        ["Read the error frame's code and message in the evidence", "Look at the server logs at that time"]),
+    _c("ws_no_reply", "ws_session", "A message on an open session got no reply",
+       ["The server's message handler swallows client messages (re-types them internally and drops them)",
+        "The handler for this message type is missing"],
+       ["Look at the server logs for how the message was routed",
+        "Compare with the agent run: a swallowed request there shows as agent_no_events"]),
     # -- agent --
     _c("agent_no_events", "agent", "The request was sent and no agent event came",
        ["The agent pipeline is not wired: the request takes a fallback path that emits no events (a lost orchestrator)",
@@ -184,10 +202,10 @@ CODES: tuple[str, ...] = tuple(CATEGORIES)
 #: Order in which categories block the golden path: the earlier, the more fundamental.
 SEVERITY: tuple[str, ...] = (
     "config_error", "dns_failure", "connection_refused", "connect_timeout", "tls_error",
-    "http_unavailable", "read_timeout", "http_auth_rejected",
+    "http_unavailable", "read_timeout", "auth_unavailable", "http_auth_rejected",
     "ws_upgrade_unavailable", "ws_upgrade_server_error", "ws_route_missing", "ws_upgrade_auth_rejected",
-    "ws_handshake_timeout", "ws_subprotocol_mismatch", "ws_policy_violation", "ws_internal_error",
-    "ws_closed_early", "ws_abnormal_close", "ws_keepalive_timeout", "ws_error_frame",
+    "ws_handshake_timeout", "ws_subprotocol_mismatch", "ws_auth_ignored", "ws_policy_violation", "ws_internal_error",
+    "ws_closed_early", "ws_abnormal_close", "ws_keepalive_timeout", "ws_error_frame", "ws_no_reply",
     "agent_no_events", "agent_failed", "agent_incomplete", "agent_empty_result", "agent_event_order",
     "cross_user_leak", "mock_fallback", "fake_fast", "no_network_io",
     "http_server_error", "http_not_found", "http_client_error", "health_degraded", "contract_mismatch",
