@@ -27,6 +27,9 @@ __all__ = [
     "parse",
     "check_order",
     "result_of",
+    "is_blank",
+    "KEEPALIVE",
+    "COMPLETED_OK",
 ]
 
 #: The five critical agent events, in the contract's order.
@@ -38,13 +41,22 @@ AGENT_EVENTS: tuple[str, ...] = (
     "agent_completed",
 )
 FAILURE_EVENTS: tuple[str, ...] = ("agent_error", "agent_failed")
+#: Frames a server sends on its own to keep a session alive: never a reply to anything we sent.
+KEEPALIVE: frozenset[str] = frozenset({"heartbeat", "heartbeat_ack", "ping"})
+#: ``agent_completed`` statuses that mean the run succeeded (any other stated status is a failure).
+COMPLETED_OK: frozenset[str] = frozenset({"completed", "complete", "success", "succeeded", "successful", "done", "ok"})
+#: Where an era puts the agent's result in ``agent_completed`` (the fallback handler: ``final_response``).
+RESULT_KEYS: tuple[str, ...] = ("result", "results", "response", "final_response", "final_report", "output",
+                                "answer", "content")
 
 #: Every normalized event name.
 EVENT_NAMES: frozenset[str] = frozenset(
     AGENT_EVENTS
     + FAILURE_EVENTS
     + (
-        "welcome",  # connection_established in any era
+        "welcome",  # connection_established in any era (beta-12: "connect")
+        "auth_success",  # the unified-auth path's authentication_success, before or instead of the welcome
+        "heartbeat_ack",
         "handshake_validation",
         "handshake_response",
         "handshake_complete",
@@ -61,9 +73,15 @@ EVENT_NAMES: frozenset[str] = frozenset(
 _ALIASES = {
     "connection_established": "welcome",
     "connected": "welcome",
+    "connect": "welcome",  # the build tagged beta-12
     "welcome": "welcome",
+    "authentication_success": "auth_success",
+    "auth_success": "auth_success",
+    "authentication_error": "error",
+    "auth_failed": "error",
     "error_message": "error",
     "error": "error",
+    "agent_death": "agent_failed",
     "agent_complete": "agent_completed",
     "agent_finished": "agent_completed",
     "tool_started": "tool_executing",
@@ -71,7 +89,7 @@ _ALIASES = {
     "tool_result": "tool_completed",
     "agent_thought": "agent_thinking",
 }
-_DIRECT = EVENT_NAMES - {"other", "invalid", "welcome", "error"}
+_DIRECT = EVENT_NAMES - {"other", "invalid", "welcome", "error", "auth_success"}
 # Types that wrap an inner event under data.event / payload.event.
 _WRAPPERS = {"system_message", "agent_progress", "agent_update", "agent_event", "event", "agent_message"}
 
@@ -85,6 +103,10 @@ class Normalized:
     data: dict[str, Any] | None = None  # the event's payload, wherever the era put it
     error_code: str | None = None
     message: str | None = None
+    status: str | None = None  # agent_completed: the run's stated status (data.status or top level)
+    result: Any = None  # agent_completed: the result, wherever the era put it (None when absent or blank)
+    agent_name: str | None = None
+    tool_name: str | None = None
 
 
 def parse(payload: str | bytes | Any) -> tuple[Any, str | None]:
@@ -173,7 +195,34 @@ def _normalize(payload: str | bytes | Any) -> Normalized:
     if event in ("error", *FAILURE_EVENTS):
         message = _str(_field(obj, "message", data, payload_)) or _str(_field(obj, "error_message", data, payload_)) \
             or _str(_field(obj, "error", data, payload_))
-    return Normalized(event, raw_type or "<no type>", run_id, user_id, body, error_code, message)
+    status = result = None
+    if event == "agent_completed":
+        status = _str(_field(obj, "status", data, payload_))
+        for source in (data, payload_, obj):
+            for key in RESULT_KEYS:
+                value = source.get(key) if isinstance(source, dict) else None
+                if not is_blank(value):
+                    result = value
+                    break
+            if result is not None:
+                break
+    agent_name = _str(_field(obj, "agent_name", data, payload_))
+    tool_name = _str(_field(obj, "tool_name", data, payload_))
+    return Normalized(event, raw_type or "<no type>", run_id, user_id, body, error_code, message, status, result,
+                      agent_name, tool_name)
+
+
+def is_blank(value: Any) -> bool:
+    """True for what carries no content: None, a string of whitespace, an empty container (or one of blanks)."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, dict):
+        return all(is_blank(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(is_blank(v) for v in value)
+    return False
 
 
 def check_order(events: list[str]) -> str | None:
@@ -210,10 +259,7 @@ def check_order(events: list[str]) -> str | None:
 
 
 def result_of(completed: Normalized) -> Any:
-    """The agent's result in an ``agent_completed`` frame of any era (None when absent)."""
-    body = completed.data or {}
-    for key in ("result", "results", "response", "final_report", "output"):
-        value = body.get(key)
-        if value not in (None, "", {}, []):
-            return value
-    return None
+    """The agent's result in an ``agent_completed`` frame of any era: under ``data`` or at the top level, as
+    ``result``, ``final_response`` (the fallback handler) or another of :data:`RESULT_KEYS`; None when absent
+    or blank (whitespace, empty containers)."""
+    return completed.result

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpcore
 import httpx
 
-__all__ = ["HttpObservation", "http_call", "new_client", "request_bytes", "MAX_BODY"]
+__all__ = ["HttpObservation", "http_call", "new_client", "MAX_BODY"]
 
 MAX_BODY = 1 << 20  # bodies larger than this are cut; the evidence only needs the start
 
@@ -44,23 +46,70 @@ class HttpObservation:
         return self.body[:2000].decode("utf-8", errors="replace")
 
 
+#: The byte counters [sent, received] of the request the current task is making (see :func:`http_call`).
+_COUNTER: ContextVar[list[int] | None] = ContextVar("netra_nb_http_bytes", default=None)
+
+
+class _CountingStream(httpcore.AsyncNetworkStream):
+    """httpcore's network stream, counting the bytes that pass for the request being made in this task.
+
+    httpcore does a request's connect, writes and reads in the task that makes it, so a context variable
+    set around one request attributes every byte of a shared keep-alive connection to the right request.
+    """
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data = await self._inner.read(max_bytes, timeout)
+        counter = _COUNTER.get()
+        if counter is not None:
+            counter[1] += len(data)
+        return data
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+        counter = _COUNTER.get()
+        if counter is not None:
+            counter[0] += len(buffer)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
+        return _CountingStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _CountingBackend(httpcore.AsyncNetworkBackend):
+    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
+        self._inner = inner
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                          socket_options: Any = None) -> httpcore.AsyncNetworkStream:
+        return _CountingStream(await self._inner.connect_tcp(host, port, timeout=timeout, local_address=local_address,
+                                                             socket_options=socket_options))
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Any = None) -> httpcore.AsyncNetworkStream:
+        return _CountingStream(await self._inner.connect_unix_socket(path, timeout=timeout,
+                                                                     socket_options=socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
 def new_client(timeout: float = 10.0, **kwargs: Any) -> httpx.AsyncClient:
-    """One client per phase: connections are reused across its checks."""
+    """One client per phase: connections are reused across its checks; bytes are counted on the stream."""
     kwargs.setdefault("follow_redirects", False)
-    kwargs.setdefault("limits", httpx.Limits(max_connections=200, max_keepalive_connections=50))
-    return httpx.AsyncClient(timeout=httpx.Timeout(timeout), **kwargs)
-
-
-def request_bytes(request: httpx.Request) -> int:
-    """Bytes of the request as sent: request line, headers, body."""
-    line = len(request.method) + len(request.url.raw_path) + len(b"  HTTP/1.1\r\n")
-    headers = sum(len(k) + len(v) + 4 for k, v in request.headers.raw) + 2
-    return line + headers + len(request.content or b"")
-
-
-def _response_head_bytes(response: httpx.Response) -> int:
-    line = len(b"HTTP/1.1 000 \r\n") + len(response.reason_phrase or "")
-    return line + sum(len(k) + len(v) + 4 for k, v in response.headers.raw) + 2
+    limits = kwargs.pop("limits", httpx.Limits(max_connections=200, max_keepalive_connections=50))
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    pool = transport._pool  # httpx builds its httpcore pool here; the backend is its I/O edge
+    pool._network_backend = _CountingBackend(pool._network_backend)
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=transport, **kwargs)
 
 
 async def http_call(
@@ -112,19 +161,18 @@ async def _call_once(
         marks.setdefault(name, time.perf_counter())
 
     obs.started = t0 = time.perf_counter()
-    request = None
+    counter = [0, 0]
+    scope = _COUNTER.set(counter)
     try:
         request = client.build_request(
             method, url, json=json_body, content=content, headers=headers,
             extensions={"trace": trace, "timeout": httpx.Timeout(timeout).as_dict()},
         )
-        obs.bytes_sent = request_bytes(request)
         async with asyncio.timeout(timeout):
             response = await client.send(request, stream=True)
             try:
                 obs.status = response.status_code
                 obs.headers = {k.lower(): v for k, v in response.headers.items()}
-                obs.bytes_received = _response_head_bytes(response)
                 chunks = []
                 size = 0
                 async for chunk in response.aiter_raw():
@@ -133,7 +181,6 @@ async def _call_once(
                         chunks.append(chunk)
                     else:
                         break
-                obs.bytes_received += response.num_bytes_downloaded
                 raw = b"".join(chunks)
                 encoding = response.headers.get("content-encoding", "identity")
                 obs.body = raw if encoding in ("identity", "") else _decode(response, raw)
@@ -144,9 +191,10 @@ async def _call_once(
         obs.exception = exc
     except (httpx.HTTPError, OSError, ValueError) as exc:
         obs.exception = exc
+    finally:
+        _COUNTER.reset(scope)
+    obs.bytes_sent, obs.bytes_received = counter
     obs.duration_s = time.perf_counter() - t0
-    if obs.exception is not None and request is not None and not marks.get("http11.send_request_headers.complete"):
-        obs.bytes_sent = 0  # nothing reached the wire
     _timings(obs, marks, t0)
     if obs.status is not None and obs.body:
         try:

@@ -35,17 +35,16 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-import weakref
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 
 from . import auth
-from .checks import Context, Outcome, agent_run_session, check
+from .checks import STAGES, Context, Outcome, agent_run_session, check
 from .frames import AGENT_EVENTS, FAILURE_EVENTS
-from .http import HttpObservation, http_call
-from .judge import Verdict, judge_agent_run, judge_http
+from .http import HttpObservation
+from .judge import Identity, Verdict, agent_run_view
 from .notebook import Phase
 from .params import ConfigError, Params
 from .records import PASSING, utc_now
@@ -54,7 +53,7 @@ from .ws import WsFrame, WsObservation
 
 __all__ = [
     "PHASE", "SLA_PERCENTILE", "UserToken", "SessionRun", "Fleet", "LoopLag", "user_tokens", "run_fleet",
-    "fleet_for", "percentile", "percentiles", "peak_concurrency", "sessions_frame", "latency_chart",
+    "fleet_for", "fleet_budget", "percentile", "percentiles", "peak_concurrency", "sessions_frame", "latency_chart",
     "completions_chart", "OrchestrationPhase", "SESSION_COLUMNS",
 ]
 
@@ -80,6 +79,7 @@ class UserToken:
     email: str | None = None
     verdict: Verdict | None = None  # set when no token was obtained
     http: HttpObservation | None = None  # the E2E call, for e2e_endpoint
+    identity: Identity = Identity()  # every id the credentials name (the token's sub, the E2E user.id)
 
 
 def _user_email(params: Params, i: int) -> str:
@@ -103,69 +103,34 @@ async def user_tokens(ctx: Context, users: int) -> list[UserToken]:
     if method == "token":
         token = auth.secret_from_env(p.auth.token_env, purpose="a ready-made token")
         user_id = auth.token_subject(token)
-        return [UserToken(i, user_id, token) for i in range(users)]
+        return [UserToken(i, user_id, token, identity=Identity.of(user_id)) for i in range(users)]
     if method == "local_jwt":
         secret = auth.signing_secret(p)
         return [UserToken(i, f"e2e-nb-user-{i}",
                           auth.sign_token(secret, f"e2e-nb-user-{i}", _user_email(p, i), register=False),
-                          _user_email(p, i))
+                          _user_email(p, i), identity=Identity.of(f"e2e-nb-user-{i}"))
                 for i in range(users)]
     # e2e_endpoint: one call per user, a bounded number in flight.
-    client = await ctx.http()
     gate = asyncio.Semaphore(TOKEN_CONCURRENCY)
-
-    def validate(data: Any) -> str | None:
-        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str) or not data["access_token"]:
-            return "no access_token in the answer"
-        return None
 
     async def one(i: int) -> UserToken:
         email = _user_email(p, i)
-        url, headers, body = auth.e2e_request(p, email=email)
         async with gate:
-            obs = await http_call(client, "POST", url, timeout=p.timeout_http, json_body=body, headers=headers)
-        verdict = judge_http(obs, validate=validate, sla_s=p.sla_http, what=f"E2E token for user {i}")
-        if verdict.status not in PASSING:
+            verdict, obs, data = await ctx.token_call(email, what=f"E2E token for user {i}")
+        if not data:
             return UserToken(i, None, None, email, verdict, obs)
-        token = obs.json["access_token"]
+        token = data["access_token"]
         _register_token(token)
-        _register_token(obs.json.get("refresh_token"))
-        user = obs.json.get("user") if isinstance(obs.json.get("user"), dict) else {}
-        user_id = auth.token_subject(token) or (str(user["id"]) if user.get("id") else None)
-        return UserToken(i, user_id, token, email, None, obs)
+        _register_token(data.get("refresh_token"))
+        user = data.get("user") if isinstance(data.get("user"), dict) else {}
+        sub = auth.token_subject(token)
+        return UserToken(i, sub or (str(user["id"]) if user.get("id") else None), token, email, None, obs,
+                         Identity.of(sub, user.get("id")))
 
     return list(await asyncio.gather(*(one(i) for i in range(users))))
 
 
 # -- one session's evidence (pure) --------------------------------------------------------------
-
-def _request_frame(obs: WsObservation) -> WsFrame | None:
-    """The frame that started the agent run (in the October era a handshake ack precedes it)."""
-    sent = [f for f in obs.frames if f.direction == "sent"]
-    return next((f for f in sent if f.norm.raw_type in ("start_agent", "user_message", "execute_agent", "message",
-                                                        "chat_message")), sent[-1] if sent else None)
-
-
-def own_ids(obs: WsObservation, user_id: str | None) -> tuple[str | None, str | None]:
-    """(user, run) this session's agent events must carry: the welcome's user (else the token's
-    subject), and the run id we sent (else, when the server assigns its own, the first
-    ``agent_started``'s) — the same rule as :func:`netra_nb.checks.agent_run_session`."""
-    welcome_user = obs.welcome.data.get("user_id") if obs.welcome is not None and isinstance(obs.welcome.data, dict) else None
-    user = str(welcome_user) if welcome_user else user_id
-    request = _request_frame(obs)
-    run = request.norm.run_id if request is not None else None
-    received = [f for f in obs.frames if f.direction == "received"]
-    if run is None or not any(f.norm.run_id == run for f in received):
-        first = next((f for f in received if f.norm.event == "agent_started" and f.norm.run_id), None)
-        run = first.norm.run_id if first is not None else run
-    return user, run
-
-
-def foreign_frames(obs: WsObservation, user: str | None, run: str | None) -> list[WsFrame]:
-    """Agent events that name another user or another run than this session's."""
-    return [f for f in obs.frames if f.direction == "received" and f.norm.event in _RUN_EVENTS
-            and ((user and f.norm.user_id and f.norm.user_id != user) or (run and f.norm.run_id and f.norm.run_id != run))]
-
 
 @dataclass
 class SessionRun:
@@ -207,26 +172,21 @@ class SessionRun:
 
 
 def session_run(user: UserToken, obs: WsObservation | None, raw: Verdict | None, fleet_t0: float,
-                params: Params) -> SessionRun:
-    """Read one finished session (pure): its own ids, foreign events, timings and completion verdict."""
+                sent_run_id: str | None = None) -> SessionRun:
+    """Read one finished session (pure): its run, the foreign events, timings and the verdict on its own events
+    (judged by :func:`netra_nb.judge.judge_agent_run`, the one judgement of an agent run)."""
     if obs is None:
         return SessionRun(user.index, user.user_id, 0.0, None,
                           user.verdict or Verdict("error", "client_error", "no session was run", ""))
     start_s = obs.started - fleet_t0
-    own_user, own_run = own_ids(obs, user.user_id)
-    foreign = foreign_frames(obs, own_user, own_run)
+    view = agent_run_view(obs, sent_run_id, user.identity)
+    claims = [uid for _, uid in obs.identity_claims()]
+    own_user = claims[0] if claims else user.user_id
+    foreign = view.foreign
     verdict = raw if raw is not None else Verdict("error", "client_error", "the session was not judged", "")
-    alien = {id(f) for f in foreign}
-    if foreign or verdict.category == "cross_user_leak":
-        # Completion is judged on the session's own events; the leak is user_isolation's to report.
-        own = replace(obs, frames=[f for f in obs.frames if id(f) not in alien])
-        request_sent = any(f.direction == "sent" for f in obs.frames)
-        completed = any(f.norm.event == "agent_completed" for f in own.frames if f.direction == "received")
-        verdict = judge_agent_run(own, request_sent=request_sent, deadline_reached=not completed and own.close_code is None,
-                                  user_id=None, run_id=None, sla_s=params.sla_agent_run, timeout_s=params.timeout_agent_run)
-    request = _request_frame(obs)
-    t_req = request.t if request is not None else obs.first_client_message_t
-    mine = [f for f in obs.frames if f.direction == "received" and f.norm.event in _RUN_EVENTS and id(f) not in alien]
+    t_req = obs.request_t
+    mine = view.ours
+    own_run = view.run_id
     first = mine[0] if mine else None
     done = next((f for f in mine if f.norm.event == "agent_completed"), None)
     server_exec = None
@@ -414,10 +374,10 @@ async def run_fleet(ctx: Context, users: int | None = None, *, progress: Callabl
     cpu0 = time.process_time()
     watcher = asyncio.get_running_loop().create_task(monitor.run(t0))
 
-    async def one(u: UserToken) -> tuple[UserToken, WsObservation, Verdict]:
-        obs, verdict = await agent_run_session(ctx, u.token, u.user_id)
+    async def one(u: UserToken) -> tuple[UserToken, WsObservation, Verdict, str]:
+        obs, verdict, run_id = await agent_run_session(ctx, u.token, u.identity, own_events_only=True)
         monitor.done += 1
-        return u, obs, verdict
+        return u, obs, verdict, run_id
 
     try:
         # Every session starts in the same loop iteration: the users really are there at once.
@@ -426,29 +386,30 @@ async def run_fleet(ctx: Context, users: int | None = None, *, progress: Callabl
         watcher.cancel()
     cpu_s = time.process_time() - cpu0
     wall_s = time.perf_counter() - t0
-    by_user = {u.index: (obs, v) for u, obs, v in finished}
+    by_user = {u.index: (obs, v, run_id) for u, obs, v, run_id in finished}
     sessions = []
     for u in tokens:
-        obs, verdict = by_user.get(u.index, (None, None))
-        sessions.append(session_run(u, obs, verdict, t0, p))
+        obs, verdict, run_id = by_user.get(u.index, (None, None, None))
+        sessions.append(session_run(u, obs, verdict, t0, run_id))
     if progress:
         progress(f"  fleet: {sum(s.completed for s in sessions)}/{n} completed in {wall_s:.2f}s")
     return Fleet(n, p.auth.method, p.auth.method in ("token", "none"), started_at, sessions, tokens_s, wall_s,
                  monitor.result(), cpu_s, failed)
 
 
-# The fleet of a context: run once by whichever orchestration check comes first, judged by all three.
-_FLEETS: "weakref.WeakKeyDictionary[Context, Fleet]" = weakref.WeakKeyDictionary()
-_PROGRESS: "weakref.WeakKeyDictionary[Context, Callable[[str], None]]" = weakref.WeakKeyDictionary()
+def fleet_budget(params: Params) -> float:
+    """The fleet's deadline: its tokens (a bounded number of E2E calls at once), then every session's stages."""
+    token_rounds = math.ceil(params.users / TOKEN_CONCURRENCY) if params.auth.method == "e2e_endpoint" else 0
+    tokens = token_rounds * (STAGES["token"](params) + STAGES["auth_health"](params))
+    session = sum(STAGES[s](params) for s in ("open", "welcome", "agent", "probe", "linger", "close",
+                                               "rejection_probes"))
+    return tokens + session
 
 
 async def fleet_for(ctx: Context) -> Fleet:
-    """The context's fleet, run on first use (``users`` from ``ctx.params.users``)."""
-    fleet = _FLEETS.get(ctx)
-    if fleet is None:
-        fleet = await run_fleet(ctx, progress=_PROGRESS.get(ctx))
-        _FLEETS[ctx] = fleet
-    return fleet
+    """The context's fleet, run once (``users`` from ``ctx.params.users``) however many of the three checks ask,
+    even when one of them is cut short."""
+    return await ctx.once("fleet", lambda: run_fleet(ctx, progress=ctx.progress))
 
 
 def _fmt(x: float | None, unit: str = "s") -> str:
@@ -503,7 +464,7 @@ def _fleet_evidence(fleet: Fleet) -> str:
 
 @check("concurrent_agent_runs", PHASE, "agent", "Many users' agent runs at once",
        "Every user — its own token, its own WebSocket — starts an agent run at the same moment; every run "
-       "must deliver the five events and a non-empty result, as a single run does.")
+       "must deliver the five events and a non-empty result, as a single run does.", budget=fleet_budget)
 async def check_concurrent_agent_runs(ctx: Context) -> Outcome:
     fleet = await fleet_for(ctx)
     n = fleet.users
@@ -541,7 +502,7 @@ async def check_concurrent_agent_runs(ctx: Context) -> Outcome:
 
 @check("user_isolation", PHASE, "agent", "No user sees another user's events",
        "Of all the sessions running at once, none may receive an agent event whose user_id or run_id is not its "
-       "own, and no two users' tokens may be welcomed as one identity.")
+       "own, and no two users' tokens may be welcomed as one identity.", budget=fleet_budget)
 async def check_user_isolation(ctx: Context) -> Outcome:
     fleet = await fleet_for(ctx)
     ran = [s for s in fleet.sessions if s.obs is not None]
@@ -552,6 +513,14 @@ async def check_user_isolation(ctx: Context) -> Outcome:
         verdict = Verdict("skip", "ok", "no session received an agent event, so isolation cannot be judged "
                           "(see concurrent_agent_runs)", _fleet_evidence(fleet))
         return Outcome(verdict, ws=fleet.observations, extra=extra, frames=False)
+    ignored = [s for s in ran if s.verdict.category == "ws_auth_ignored"]
+    if ignored:
+        rep = ignored[0]
+        verdict = Verdict("fail", "ws_auth_ignored",
+                          f"{len(ignored)} of {len(ran)} sessions were not run as their own user ({rep.verdict.message}): "
+                          f"the platform does not tell these users apart, so isolation between them cannot hold"[:400],
+                          f"{note}; {_fleet_evidence(fleet)}")
+        return Outcome(verdict, ws=fleet.observations, extra=extra, frames=False)
     runs = {s.own_run: s.user for s in ran if s.own_run}
     problems = []
     leaking = [s for s in ran if s.foreign]
@@ -559,13 +528,14 @@ async def check_user_isolation(ctx: Context) -> Outcome:
         f = s.foreign[0].norm
         whose = (f"user {runs[f.run_id]} of this fleet" if f.run_id in runs
                  else "not one of this fleet's users")
-        problems.append(f"user {s.user} (ours: user {s.own_user!r}, run {s.own_run!r}) received {len(s.foreign)} "
+        problems.append(f"user {s.user} (ours: user {s.user_id!r}, run {s.own_run!r}) received {len(s.foreign)} "
                         f"foreign event(s), first {f.event} of user {f.user_id!r} run {f.run_id!r} ({whose})")
     if not fleet.shared_token:
-        # Distinct tokens welcomed as one identity: the platform mixed up the users themselves.
+        # Distinct tokens welcomed as one identity: the platform mixed up the users themselves. Only whole ids
+        # can tell users apart: a welcome that shortens ids ("e2e-nb-u...") says nothing here.
         welcomed: dict[str, set[str]] = {}
         for s in ran:
-            if s.own_user and s.user_id:
+            if s.own_user and s.user_id and not str(s.own_user).endswith(("...", "…")):
                 welcomed.setdefault(s.own_user, set()).add(s.user_id)
         for ident, claimed in welcomed.items():
             if len(claimed) > 1:
@@ -581,7 +551,7 @@ async def check_user_isolation(ctx: Context) -> Outcome:
                           + (f" | … and {len(problems) - 20} more" if len(problems) > 20 else "")
                           + f"; {_fleet_evidence(fleet)}")
     else:
-        distinct = len({s.own_user for s in ran if s.own_user})
+        distinct = len({s.user_id for s in ran if s.user_id})
         verdict = Verdict("pass", "ok",
                           f"{len(with_events)} sessions at once, {total} agent events: each carried only its own "
                           f"user and run ({distinct} distinct user(s); {note})",
@@ -591,7 +561,8 @@ async def check_user_isolation(ctx: Context) -> Outcome:
 
 @check("latency_percentiles", PHASE, "agent", "Latency percentiles under load",
        f"p50/p95/p99 of WebSocket open, first agent event and completion over every session, measured on the "
-       f"wire; the p{SLA_PERCENTILE} is held against the SLA (sla.http for the open, sla.agent_run for completion).")
+       f"wire; the p{SLA_PERCENTILE} is held against the SLA (sla.http for the open, sla.agent_run for completion).",
+       budget=fleet_budget)
 async def check_latency_percentiles(ctx: Context) -> Outcome:
     fleet = await fleet_for(ctx)
     p = ctx.params
@@ -603,6 +574,16 @@ async def check_latency_percentiles(ctx: Context) -> Outcome:
                           "(see concurrent_agent_runs)", _fleet_evidence(fleet))
         return Outcome(verdict, ws=fleet.observations, extra=extra, frames=False)
     measured = sum(1 for s in fleet.sessions if s.completion_s is not None)
+    failed = Counter(s.verdict.category for s in fleet.sessions if not s.completed)
+    if failed:
+        # Percentiles over the survivors would hide the runs that never finished.
+        dominant, k = failed.most_common(1)[0]
+        verdict = Verdict("fail", dominant,
+                          f"percentiles of {measured} of {fleet.users} runs would describe only the survivors: "
+                          f"{sum(failed.values())} run(s) did not complete ({k} {dominant}; see concurrent_agent_runs)",
+                          f"open {_pcts_text(lat['open'])}, completion {_pcts_text(lat['completion'])} over the "
+                          f"survivors only; {_fleet_evidence(fleet)}")
+        return Outcome(verdict, ws=fleet.observations, extra=extra, frames=False)
     key = f"p{SLA_PERCENTILE}"
     slow = []
     if (lat["open"][key] or 0.0) > p.sla_http:
@@ -723,10 +704,12 @@ class OrchestrationPhase(Phase):
 
     def _prepare(self, ctx: Context, progress: bool) -> None:
         if progress:  # a line as the sessions finish
-            _PROGRESS[ctx] = lambda line: print(line, flush=True)
+            ctx.progress = lambda line: print(line, flush=True)
 
     def _finish(self, ctx: Context) -> None:
-        self.fleet = _FLEETS.get(ctx)
+        task = ctx.shared.get("fleet")
+        self.fleet = task.result() if task is not None and task.done() and not task.cancelled() \
+            and task.exception() is None else None
 
     def sessions(self, *, worst_first: bool = False):
         """The per-session table of the last run (empty before a run, or when no session could start);

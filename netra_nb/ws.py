@@ -20,13 +20,24 @@ from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from .frames import Normalized, normalize
+from .frames import KEEPALIVE, Normalized, normalize
 from .redact import redact
 
-__all__ = ["WsFrame", "WsObservation", "WsSession", "place_token", "MAX_FRAME"]
+__all__ = ["WsFrame", "WsObservation", "WsSession", "place_token", "MAX_FRAME", "clip_text"]
 
 MAX_FRAME = 1 << 20  # the client's frame size limit (websockets' default): larger frames close 1009
 TEXT_KEEP = 2000  # characters of each frame kept as evidence
+
+
+#: After an ``authentication_success`` frame, how long a proper welcome may still take to follow.
+AUTH_WELCOME_GRACE = 0.5
+#: After a first frame of no known shape, how long a known welcome may still take to follow.
+UNKNOWN_WELCOME_GRACE = 1.0
+
+
+def clip_text(text: str, limit: int = TEXT_KEEP) -> str:
+    """Redact, then cut: a cut made first could leave the start of a secret that redaction no longer matches."""
+    return redact(text)[:limit]
 
 
 @dataclass
@@ -64,8 +75,13 @@ class WsObservation:
     closed_by: str | None = None  # server | client | None (no close frame: 1006)
     first_client_message_t: float | None = None
     request_t: float | None = None  # when the request under test went out (not a handshake ack)
-    bytes_sent: int = 0
+    bytes_sent: int = 0  # counted on the socket: the upgrade, every frame, control frames, the close
     bytes_received: int = 0
+
+    @property
+    def close_t(self) -> float | None:
+        """When the close (or the drop) was seen, seconds since the session started."""
+        return next((f.t for f in self.frames if f.direction == "close"), None)
 
     @property
     def opened(self) -> bool:
@@ -76,6 +92,17 @@ class WsObservation:
 
     def events(self) -> list[str]:
         return [f.norm.event for f in self.frames if f.direction == "received"]
+
+    def after_request(self) -> list[WsFrame]:
+        """The frames received after our request went out: the only ones that can answer it."""
+        if self.request_t is None:
+            return []
+        return [f for f in self.frames if f.direction == "received" and f.t >= self.request_t]
+
+    def identity_claims(self) -> list[tuple[str, str]]:
+        """(frame type, user id) of every welcome or authentication frame that named a user."""
+        return [(f.norm.raw_type, f.norm.user_id) for f in self.frames
+                if f.direction == "received" and f.norm.event in ("welcome", "auth_success") and f.norm.user_id]
 
 
 def place_token(url: str, token: str | None, placement: str) -> tuple[str, dict[str, str], list[str]]:
@@ -94,18 +121,71 @@ def place_token(url: str, token: str | None, placement: str) -> tuple[str, dict[
     raise ValueError(f"unknown token placement {placement!r}")
 
 
-def _handshake_bytes(path: str, headers: dict[str, str], subprotocols: list[str], host: str) -> int:
-    # The upgrade request as the library writes it: request line, Host, Upgrade, Connection,
-    # Sec-WebSocket-Key/Version/Extensions, User-Agent, plus ours.
-    size = len(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n") + 190
-    size += sum(len(k) + len(v) + 4 for k, v in headers.items())
-    if subprotocols:
-        size += len("Sec-WebSocket-Protocol: \r\n") + len(", ".join(subprotocols))
-    return size + 2
+class _Counting(asyncio.Transport):
+    """The socket's transport, counting every byte the connection writes (upgrade request, frames, closes)."""
+
+    def __init__(self, transport: asyncio.Transport, conn: "_CountingConnection") -> None:
+        super().__init__()
+        self._t, self._conn = transport, conn
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._conn.bytes_out += len(data)
+        self._t.write(data)
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def __getattr__(self, name: str) -> Any:  # everything else is the real transport's
+        return getattr(self._t, name)
+
+    def is_closing(self) -> bool:
+        return self._t.is_closing()
+
+    def close(self) -> None:
+        self._t.close()
+
+    def abort(self) -> None:
+        self._t.abort()
+
+    def write_eof(self) -> None:
+        self._t.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self._t.can_write_eof()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._t.get_extra_info(name, default)
+
+    def pause_reading(self) -> None:
+        self._t.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._t.resume_reading()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._t.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_size(self) -> int:
+        return self._t.get_write_buffer_size()
 
 
-def _frame_overhead(size: int, masked: bool) -> int:
-    return 2 + (2 if 126 <= size < 65536 else 8 if size >= 65536 else 0) + (4 if masked else 0)
+class _CountingConnection(ClientConnection):
+    """websockets' client connection with the bytes on the wire counted where they pass (the transport),
+    and the moment the server's close frame arrived (it may be read long after)."""
+
+    bytes_in = 0
+    bytes_out = 0
+    close_rcvd_at: float | None = None  # perf_counter
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(_Counting(transport, self))  # type: ignore[arg-type]
+
+    def data_received(self, data: bytes) -> None:
+        self.bytes_in += len(data)
+        super().data_received(data)
+        if self.close_rcvd_at is None and self.protocol.close_rcvd is not None:
+            self.close_rcvd_at = time.perf_counter()
 
 
 class WsSession:
@@ -131,6 +211,7 @@ class WsSession:
         self.max_size = max_size
         self.obs = WsObservation(url=redact(self.url), placement=placement)
         self.conn: ClientConnection | None = None
+        self._counter: _CountingConnection | None = None  # exists from the upgrade on, even when it is refused
         self._sock: socket.socket | None = None
         self._acked = False
 
@@ -180,9 +261,11 @@ class WsSession:
                 raise last_exc or OSError(f"no address for {host}")
             obs.connect_s = time.perf_counter() - t_tcp
             obs.stage = "upgrade"
-            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            obs.bytes_sent += _handshake_bytes(path, self.headers, self.subprotocols, parts.netloc)
             remaining = max(0.001, deadline - time.perf_counter())
+
+            def counting(*args: Any, **kwargs: Any) -> _CountingConnection:
+                self._counter = _CountingConnection(*args, **kwargs)
+                return self._counter
             self.conn = await connect(
                 self.url,
                 sock=self._sock,
@@ -194,14 +277,15 @@ class WsSession:
                 close_timeout=2,
                 max_size=self.max_size,
                 compression=None,
+                create_connection=counting,
             )
             obs.open_s = self._now()
             obs.upgrade_status = self.conn.response.status_code if self.conn.response else 101
             obs.subprotocol = self.conn.subprotocol
             if self.conn.response is not None:
                 obs.upgrade_headers = {k.lower(): redact(v) for k, v in self.conn.response.headers.raw_items()}
-                obs.bytes_received += 20 + sum(len(k) + len(v) + 4 for k, v in self.conn.response.headers.raw_items())
             obs.stage = "welcome"
+            self._count()
             return True
         except TimeoutError as exc:
             obs.timed_out_stage = obs.stage
@@ -210,16 +294,20 @@ class WsSession:
             obs.exception = exc
             response = exc.response
             obs.upgrade_status = response.status_code
-            obs.upgrade_body = redact(bytes(response.body or b"")[:TEXT_KEEP].decode("utf-8", "replace"))
+            obs.upgrade_body = clip_text(bytes(response.body or b"").decode("utf-8", "replace"))
             obs.upgrade_headers = {k.lower(): redact(v) for k, v in response.headers.raw_items()}
-            obs.bytes_received += 20 + sum(len(k) + len(v) + 4 for k, v in response.headers.raw_items())
-            obs.bytes_received += len(response.body or b"")
         except Exception as exc:  # noqa: BLE001 - every failure is evidence
             obs.exception = exc
+        self._count()
         obs.duration_s = self._now()
         if self._sock is not None and self.conn is None:
             self._sock.close()
         return False
+
+    def _count(self) -> None:
+        """Bytes on the socket so far (the connection counts them at the transport)."""
+        if self._counter is not None:
+            self.obs.bytes_sent, self.obs.bytes_received = self._counter.bytes_out, self._counter.bytes_in
 
     # -- talking ---------------------------------------------------------------------------
     async def send(self, message: Any, *, request: bool = False) -> bool:
@@ -237,8 +325,8 @@ class WsSession:
             self._closed(exc)
             return False
         size = len(text.encode())
-        self.obs.bytes_sent += size + _frame_overhead(size, masked=True)
-        self.obs.frames.append(WsFrame(t, "sent", size, redact(text[:TEXT_KEEP]), normalize(text)))
+        self._count()
+        self.obs.frames.append(WsFrame(t, "sent", size, clip_text(text), normalize(text)))
         if self.obs.first_client_message_t is None:
             self.obs.first_client_message_t = t
         if request and self.obs.request_t is None:
@@ -261,13 +349,12 @@ class WsSession:
         if isinstance(payload, bytes):
             size = len(payload)
             text = f"<binary {size} bytes>"
-            norm = normalize(payload)
         else:
             size = len(payload.encode())
-            text = payload[:TEXT_KEEP]
-            norm = normalize(payload)
-        self.obs.bytes_received += size + _frame_overhead(size, masked=False)
-        frame = WsFrame(t, "received", size, redact(text), norm)
+            text = clip_text(payload)
+        norm = normalize(payload)
+        self._count()
+        frame = WsFrame(t, "received", size, text, norm)
         self.obs.frames.append(frame)
         if norm.event == "ping" and self.conn is not None:
             # Early-era servers ping with JSON frames and expect a JSON pong.
@@ -289,87 +376,133 @@ class WsSession:
                 return frame
 
     async def welcome(self, timeout: float, handshake_grace: float = 0.05) -> bool:
-        """Read the welcome of any era; answer the October handshake when the server starts one."""
+        """Read the welcome of any era; answer the October handshake when the server starts one.
+
+        Keepalive frames before the welcome are read past. An ``authentication_success`` frame may come
+        before the welcome or instead of it: a welcome is awaited a moment longer, else it stands in.
+        A first frame of no known shape shortens the wait (the server may welcome in a shape we do not
+        know; the caller goes on and the record quotes the frame). True when a welcome came and the
+        session is still open; an open session without a welcome stays usable (``obs.stage == "open"``).
+        """
         obs = self.obs
         if self.conn is None:
             return False
         deadline = time.perf_counter() + timeout
-        frame = await self.receive_until(lambda f: f.norm.event in ("welcome", "error"), deadline)
-        if frame is None or frame.norm.event != "welcome":
-            return False
-        obs.welcome = frame.norm
-        obs.welcome_s = frame.t
-        # October: handshake_response follows the welcome at once (receive() acknowledges it);
-        # a short grace lets it arrive, then wait for handshake_complete before the request.
-        nxt = await self.receive(min(handshake_grace, deadline - time.perf_counter()))
-        if nxt is not None and nxt.norm.event == "handshake_response":
-            await self.receive_until(lambda f: f.norm.event == "handshake_complete", min(deadline, time.perf_counter() + 2))
-        obs.stage = "open"
-        return obs.close_code is None
+        auth: WsFrame | None = None
+        while True:
+            frame = await self.receive(deadline - time.perf_counter())
+            if frame is None:
+                break
+            event = frame.norm.event
+            if event == "welcome":
+                obs.welcome, obs.welcome_s = frame.norm, frame.t
+                break
+            if event == "error":
+                break
+            if event == "auth_success" and auth is None:
+                auth = frame
+                deadline = min(deadline, time.perf_counter() + AUTH_WELCOME_GRACE)
+            elif event in ("other", "invalid"):
+                deadline = min(deadline, time.perf_counter() + UNKNOWN_WELCOME_GRACE)
+        if obs.welcome is None and auth is not None:
+            obs.welcome, obs.welcome_s = auth.norm, auth.t
+        if obs.welcome is not None and obs.close_code is None:
+            # October: handshake_response follows the welcome at once (receive() acknowledges it);
+            # a short grace lets it arrive, then wait for handshake_complete before the request.
+            nxt = await self.receive(min(handshake_grace, deadline - time.perf_counter()))
+            if nxt is not None and nxt.norm.event == "handshake_response":
+                await self.receive_until(lambda f: f.norm.event == "handshake_complete",
+                                         min(deadline, time.perf_counter() + 2))
+        if obs.close_code is None:
+            obs.stage = "open"
+        return obs.welcome is not None and obs.close_code is None
 
     async def ping_probe(self, timeout: float) -> float | None:
         """A protocol-level ping: the round trip in seconds, or None when no pong came.
 
         Tells a server that is alive but silent (the pong comes back) from one that stopped
-        reading or is blocked: then the client closes with 1011, as a keepalive timeout would.
+        reading or is blocked: then the client closes with 1011, as websockets' keepalive does
+        (the close frame is sent; the socket is dropped without waiting for an answer).
         """
         if self.conn is None or self.obs.close_code is not None:
             return None
         t = time.perf_counter()
         try:
             waiter = await self.conn.ping()
-            self.obs.bytes_sent += 6 + 4
             async with asyncio.timeout(timeout):
                 await waiter
         except TimeoutError:
-            obs = self.obs
-            obs.close_code, obs.closed_by = 1011, "client"
-            obs.close_reason = f"keepalive ping timeout: no pong within {timeout:.1f}s"
-            obs.stage = "closed"
-            obs.frames.append(WsFrame(self._now(), "close", 0, f"1011 {obs.close_reason} (client)",
-                                      Normalized("other", "close")))
+            reason = f"keepalive ping timeout: no pong within {timeout:.1f}s"
+            try:
+                async with asyncio.timeout(0.5):
+                    await self.conn.close(1011, reason)
+            except Exception:  # noqa: BLE001 - the frame is written; the server may never answer
+                pass
             self.conn.transport.abort()
+            self._record_close()
             return None
-        except ConnectionClosed as exc:
-            self._closed(exc)
+        except ConnectionClosed:
+            self._record_close()
             return None
-        self.obs.bytes_received += 6
+        finally:
+            self._count()
         return time.perf_counter() - t
 
     # -- closing ---------------------------------------------------------------------------
-    def _closed(self, exc: ConnectionClosed) -> None:
+    def _record_close(self) -> None:
+        """Record who closed, with which code and reason, and when: from the connection's own state
+        (the server's close frame may have arrived while nothing was reading)."""
         obs = self.obs
-        if obs.close_code is not None:
+        if obs.close_code is not None or self.conn is None:
             return
-        obs.stage = "closed"
-        rcvd, sent = exc.rcvd, exc.sent
-        if rcvd is not None and (sent is None or exc.rcvd_then_sent):
+        proto = self.conn.protocol
+        rcvd, sent = proto.close_rcvd, proto.close_sent
+        t = self._now()
+        if rcvd is not None and (sent is None or proto.close_rcvd_then_sent):
             obs.close_code, obs.close_reason, obs.closed_by = rcvd.code, rcvd.reason, "server"
+            if self._counter is not None and self._counter.close_rcvd_at is not None:
+                t = self._counter.close_rcvd_at - obs.started
         elif sent is not None:
             obs.close_code, obs.close_reason, obs.closed_by = sent.code, sent.reason, "client"
-        else:
+        elif proto.state.name == "CLOSED" or self.conn.transport.is_closing():
             obs.close_code, obs.close_reason, obs.closed_by = 1006, "connection dropped without a close frame", None
-        obs.bytes_received += 4 + len(obs.close_reason or "") if rcvd is not None else 0
-        obs.frames.append(WsFrame(self._now(), "close", 0, f"{obs.close_code} {obs.close_reason or ''}".strip(),
+        else:
+            return
+        obs.stage = "closed"
+        who = obs.closed_by or "nobody"
+        obs.frames.append(WsFrame(t, "close", 0, f"{obs.close_code} {obs.close_reason or ''}".strip() + f" ({who})",
                                   Normalized("other", "close")))
+        obs.frames.sort(key=lambda f: f.t)
+
+    def _closed(self, exc: ConnectionClosed) -> None:
+        self._record_close()
 
     async def close(self) -> None:
-        """Close from the client side (1000) unless the server already closed."""
+        """Close from the client side (1000, "netra-nb check done") unless the connection is already ending.
+
+        The close is recorded when it was not ours: the server's (even one that arrived while nothing
+        was reading), a drop, or a client close other than this normal end of a check.
+        """
         obs = self.obs
         if self.conn is not None and obs.close_code is None:
-            try:
-                async with asyncio.timeout(3):
-                    await self.conn.close(1000, "netra-nb check done")
-            except Exception:  # noqa: BLE001
-                pass
-            if obs.close_code is None:
-                obs.bytes_sent += 4 + len("netra-nb check done") + 4
-        elif self.conn is not None:
-            try:
-                async with asyncio.timeout(1):
-                    await self.conn.wait_closed()
-            except Exception:  # noqa: BLE001
-                pass
+            proto = self.conn.protocol
+            if proto.close_rcvd is None and proto.close_sent is None and not self.conn.transport.is_closing():
+                try:
+                    async with asyncio.timeout(3):
+                        await self.conn.close(1000, "netra-nb check done")
+                except Exception:  # noqa: BLE001
+                    pass
+                ours = proto.close_sent is not None and proto.close_sent.code == 1000 and not proto.close_rcvd_then_sent
+                if not ours:
+                    self._record_close()
+            else:
+                try:
+                    async with asyncio.timeout(1):
+                        await self.conn.wait_closed()
+                except Exception:  # noqa: BLE001
+                    pass
+                self._record_close()
+        self._count()
         if not obs.duration_s:
             obs.duration_s = self._now()
 

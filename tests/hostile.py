@@ -114,7 +114,9 @@ class WsServer(_LoopThread):
         await self.server.wait_closed()
 
     async def _handle(self, ws) -> None:
-        await ws.send(json.dumps(self.WELCOME))
+        from contract_servers import request_token, token_sub  # the same token reading as the contract stubs
+        me = token_sub(request_token(ws)) or "u"
+        await ws.send(json.dumps({**self.WELCOME, "data": {**self.WELCOME["data"], "user_id": me}}))
         try:
             async for message in ws:
                 data = json.loads(message) if message.startswith("{") else {}
@@ -131,12 +133,12 @@ class WsServer(_LoopThread):
                 elif self.mode == "too_large":
                     await ws.send(json.dumps({"type": "agent_started", "data": {"blob": "x" * (2 << 20)}}))
                 elif self.mode == "drop_mid_run":
-                    await ws.send(json.dumps({"type": "agent_started", "run_id": "r", "user_id": "u"}))
+                    await ws.send(json.dumps({"type": "agent_started", "run_id": "r", "user_id": me}))
                     await asyncio.sleep(0.1)
                     ws.transport.abort()
                     return
                 elif self.mode == "close_mid_run":
-                    await ws.send(json.dumps({"type": "agent_started", "run_id": "r", "user_id": "u"}))
+                    await ws.send(json.dumps({"type": "agent_started", "run_id": "r", "user_id": me}))
                     await ws.close(1011, "Internal error")
                     return
         except Exception:  # noqa: BLE001 - a hostile server does not care

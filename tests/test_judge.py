@@ -9,7 +9,7 @@ from netra_nb.categories import CATEGORIES, SEVERITY
 from netra_nb.diagnosis import findings, golden_path
 from netra_nb.frames import AGENT_EVENTS, normalize
 from netra_nb.http import HttpObservation
-from netra_nb.judge import classify_exception, close_category, judge_agent_run, judge_http, judge_welcome
+from netra_nb.judge import Identity, classify_exception, close_category, judge_agent_run, judge_http, judge_welcome
 from netra_nb.records import Record
 from netra_nb.ws import WsFrame, WsObservation
 
@@ -78,7 +78,7 @@ def session(frames, close=None, sent_at=0.1):
     obs.frames.append(WsFrame(0.02, "received", 10, json.dumps(welcome), normalize(json.dumps(welcome))))
     obs.welcome = obs.frames[0].norm
     obs.frames.append(WsFrame(sent_at, "sent", 10, "{}", normalize('{"type": "start_agent"}')))
-    obs.first_client_message_t = sent_at
+    obs.first_client_message_t = obs.request_t = sent_at
     for i, f in enumerate(frames):
         text = f if isinstance(f, str) else json.dumps(f)
         obs.frames.append(WsFrame(sent_at + 0.1 * (i + 1), "received", len(text), text, normalize(text)))
@@ -97,8 +97,7 @@ GOOD = [event(e) for e in AGENT_EVENTS[:-1]] + [event("agent_completed", result=
 
 def judge(frames, close=None, **kw):
     kw.setdefault("request_sent", True)
-    kw.setdefault("deadline_reached", close is None)
-    return judge_agent_run(session(frames, close), user_id="u1", run_id="r1", **kw)
+    return judge_agent_run(session(frames, close), identity=Identity.of("u1"), sent_run_id="r1", **kw)
 
 
 def test_the_golden_path_passes_only_with_five_events_and_a_result():
@@ -129,11 +128,11 @@ def test_agent_run_failures(frames, close, category):
 
 def test_1011_evidence_says_before_or_after_the_first_message():
     v = judge([], (1011, "Internal error", "server"))
-    assert "after the first client message" in v.message
+    assert "after the first client message (our request)" in v.message
     obs = session([], (1011, "Internal error", "server"))
     obs.first_client_message_t = obs.request_t = None
     obs.frames = [f for f in obs.frames if f.direction != "sent"]
-    v = judge_agent_run(obs, request_sent=False, deadline_reached=False)
+    v = judge_agent_run(obs, request_sent=False)
     assert v.category == "ws_internal_error" and "before the first client message" in v.message
 
 

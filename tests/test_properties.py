@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from netra_nb.categories import CATEGORIES
 from netra_nb.diagnosis import findings, golden_path
-from netra_nb.frames import EVENT_NAMES, check_order, normalize, result_of
-from netra_nb.judge import classify_exception, close_category, judge_agent_run
+from netra_nb.frames import AGENT_EVENTS, EVENT_NAMES, check_order, normalize, result_of
+from netra_nb.judge import Identity, classify_exception, close_category, judge_agent_run
 from netra_nb.records import STATUSES, Record
 from netra_nb.ws import WsFrame, WsObservation
 
@@ -57,14 +57,133 @@ def test_order_rule_never_raises(events):
 def test_agent_run_judge_always_gives_a_category(texts, close, sent):
     obs = WsObservation(url="ws://h/ws", placement="header", open_s=0.01, duration_s=1.0)
     obs.welcome = normalize('{"type": "connection_established"}')
-    obs.first_client_message_t = 0.05 if sent else None
+    obs.first_client_message_t = obs.request_t = 0.05 if sent else None
     for i, t in enumerate(texts):
         obs.frames.append(WsFrame(0.1 + i / 10, "received", len(t), t, normalize(t)))
     if close:
         obs.close_code, obs.close_reason, obs.closed_by = close
-    v = judge_agent_run(obs, request_sent=sent, deadline_reached=close is None, user_id="u", run_id="r")
+        obs.frames.append(WsFrame(0.1 + len(texts) / 10, "close", 0, str(close[0]), normalize("{}")))
+    v = judge_agent_run(obs, request_sent=sent, identity=Identity.of("u"), sent_run_id="r")
     assert v.status in STATUSES and v.category in CATEGORIES
     assert (v.status == "pass") == (v.category == "ok")
+    if close is not None and close[2] == "server" and v.status != "pass":
+        assert v.category != "unknown"  # a close is reported as that close, never as "unknown"
+
+
+# -- runs the contract allows, in every shape: a healthy one passes, each defect is named ----------------------
+
+USER = "e2e-staging-user-42"
+REQUEST = "Analyze test data for pipeline validation"
+
+
+def _agent_frame(kind, shape, run, user, result, status="completed"):
+    data = {}
+    if kind == "agent_completed":
+        data = {"status": status, "result": result, "execution_time_ms": 812.0}
+    if shape == "mid":
+        return {"type": kind, "run_id": run, "user_id": user, "timestamp": "2025-09-15T10:00:00Z", "data": data}
+    if shape == "early":
+        return {"type": kind, "event": kind, "run_id": run, "user_id": user, "timestamp": 1757930400.5, **data}
+    if shape == "october" and kind in ("agent_started", "agent_thinking"):
+        wrapper = "system_message" if kind == "agent_started" else "agent_progress"
+        return {"type": wrapper, "timestamp": 1757930400.5,
+                "data": {"event": kind, "run_id": run, "user_id": user, "data": data}}
+    if shape == "fallback" and kind == "agent_completed":  # the fallback handler's shape: final_response on top
+        return {"type": kind, "event": kind, "agent_name": "ChatAgent", "run_id": run, "user_id": user,
+                "final_response": result, "status": status, "timestamp": 1757930400.5}
+    return {"type": kind, "run_id": run, "user_id": user, "timestamp": "2025-09-15T10:00:00Z", "data": data}
+
+
+_WELCOMES = {
+    "mid": lambda u: {"type": "connection_established", "timestamp": 1.0,
+                      "data": {"mode": "main", "user_id": u[:8] + "...", "connection_id": "main_1"}},
+    "early": lambda u: {"type": "system_message", "timestamp": 1.0,
+                        "data": {"event": "connection_established", "connection_ready": True, "user_id": u}},
+    "october": lambda u: {"type": "connection_established", "timestamp": 1.0, "data": {"user_id": u[:8] + "..."}},
+    "beta12": lambda u: {"type": "connect", "data": {"mode": "main", "connection_id": "c1",
+                                                     "golden_path_events": list(AGENT_EVENTS)}},
+    "none": lambda u: {"type": "connection_established", "data": {"connection_id": "c1"}},
+}
+
+healthy_runs = st.fixed_dictionaries({
+    "welcome": st.sampled_from(sorted(_WELCOMES)),
+    "shape": st.sampled_from(["mid", "early", "october", "fallback"]),
+    "echo": st.booleans(),  # the server echoes our run id, or assigns its own
+    "heartbeats": st.lists(st.integers(0, 6), max_size=4),  # keepalives interleaved before event i
+    "tools": st.integers(1, 3),  # tools may repeat
+    "result": st.sampled_from([{"summary": "3 anomalies found in the nightly load", "records": 128},
+                               "The pipeline drops 2% of rows at the join step; fix the key type.",
+                               [{"finding": "late partition"}]]),
+    "stale": st.booleans(),  # canned events sent before our request (they must not count)
+})
+
+
+def _observation(run, *, events=None, status="completed", result=None, foreign=False):
+    obs = WsObservation(url="ws://h/ws", placement="header", open_s=0.01, duration_s=3.0)
+    t = [0.02]
+
+    def add(direction, obj):
+        text = obj if isinstance(obj, str) else json.dumps(obj)
+        obs.frames.append(WsFrame(t[0], direction, len(text), text, normalize(text)))
+        t[0] += 0.05
+    add("received", _WELCOMES[run["welcome"]](USER))
+    obs.welcome = obs.frames[0].norm
+    run_id = "run_ours" if run["echo"] else "srv_run_7"
+    if run["stale"]:
+        for kind in AGENT_EVENTS:
+            add("received", _agent_frame(kind, "mid", "run_stale", USER, {"summary": "canned"}))
+    obs.request_t = obs.first_client_message_t = t[0]
+    add("sent", {"type": "start_agent", "payload": {"user_request": REQUEST, "run_id": "run_ours"}})
+    kinds = events or (["agent_started", "agent_thinking"] + ["tool_executing", "tool_completed"] * run["tools"]
+                       + ["agent_completed"])
+    for i, kind in enumerate(kinds):
+        for _ in range(run["heartbeats"].count(i)):
+            add("received", {"type": "heartbeat", "timestamp": 2.0, "data": {"connection_id": "c1"}})
+        if foreign and i == 2:
+            add("received", _agent_frame("agent_thinking", "mid", "run_other", "e2e-other-user", None))
+        add("received", _agent_frame(kind, run["shape"], run_id, USER,
+                                     run["result"] if result is None else result, status))
+    return obs, "run_ours"
+
+
+def _judge(run, **kw):
+    obs, sent = _observation(run, **kw)
+    return judge_agent_run(obs, request_sent=True, identity=Identity.of(USER), sent_run_id=sent, request=REQUEST)
+
+
+@given(healthy_runs)
+@settings(max_examples=300)
+def test_every_healthy_run_the_contract_allows_passes(run):
+    v = _judge(run)
+    assert (v.status, v.category) == ("pass", "ok"), v
+
+
+@given(healthy_runs, st.sampled_from([
+    ("drop", "agent_incomplete"), ("swap", "agent_event_order"), ("failed", "agent_failed"),
+    ("blank", "agent_empty_result"), ("canned", "mock_fallback"), ("foreign", "cross_user_leak"),
+    ("error_event", "agent_failed"),
+]))
+@settings(max_examples=300)
+def test_each_defect_of_a_healthy_run_is_named(run, defect):
+    how, category = defect
+    full = ["agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed"]
+    kw = {}
+    if how == "drop":
+        kw["events"] = [e for e in full if e != "agent_thinking"]
+    elif how == "swap":
+        kw["events"] = ["agent_started", "agent_thinking", "tool_completed", "tool_executing", "agent_completed"]
+    elif how == "failed":
+        kw["status"] = "failed"
+    elif how == "blank":
+        kw["result"] = "   "
+    elif how == "canned":
+        kw["result"] = f"Agent response for: {REQUEST}"
+    elif how == "foreign":
+        kw["foreign"] = True
+    elif how == "error_event":
+        kw["events"] = ["agent_started", "agent_error"]
+    v = _judge(run, **kw)
+    assert (v.status, v.category) == ("fail", category), (how, v)
 
 
 @given(st.integers(-5, 5000), st.sampled_from(["server", "client", None]))

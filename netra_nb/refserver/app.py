@@ -170,6 +170,10 @@ async def agents_status(request: Request) -> Response:
     )
 
 
+#: How long the reference agent works on an HTTP execute request (seconds).
+_EXECUTE_WORK_S = 0.02
+
+
 def _validation_error(loc: str, msg: str, kind: str) -> JSONResponse:
     return JSONResponse({"detail": [{"loc": ["body", loc], "msg": msg, "type": kind}]}, 422)
 
@@ -190,12 +194,14 @@ async def agents_execute(request: Request) -> Response:
     if not body["type"].strip():
         return _validation_error("type", "ensure this value has at least 1 characters", "value_error.any_str.min_length")
     agent = body["type"].strip()
-    message = body["message"]
+    words = len(body["message"].split())
+    await asyncio.sleep(_EXECUTE_WORK_S)  # the agent's work: a real run takes measurable time
     return JSONResponse(
         {
             "status": "success",
             "agent": agent,
-            "response": f"{agent} agent processed: {message[:200]}",
+            "response": (f"{agent}: the request ({words} words) was classified as a data-pipeline question; "
+                         f"priority medium; suggested next step: run the data_analyzer tool on the last 24 hours"),
             "execution_time": round(time.perf_counter() - started, 6),
         }
     )

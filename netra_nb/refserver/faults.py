@@ -301,11 +301,12 @@ _FAULT_LIST = [
         "http_e2e_401",
         "http",
         "the E2E token endpoint answers 401 'Invalid E2E bypass key' even with the right key",
-        {"auth_token": "http_auth_rejected", **_all(WS_CHECKS, "http_auth_rejected")},
+        {"auth_token": "http_auth_rejected", "agent_execute": "http_auth_rejected",
+         **_all(WS_CHECKS, "http_auth_rejected")},
         "",
-        "a missing key still gets 'E2E bypass key required'; the WebSocket checks, which get their token "
-        "from this endpoint (auth method e2e_endpoint), report the token's category; a locally signed "
-        "token still works on the WebSocket",
+        "a missing key still gets 'E2E bypass key required'; the WebSocket checks and agent_execute, which get "
+        "their token from this endpoint (auth method e2e_endpoint), report the token's category (not attempted: "
+        "no request as our user without it); a locally signed token still works on the WebSocket",
     ),
 ]
 

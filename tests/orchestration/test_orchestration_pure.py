@@ -9,7 +9,7 @@ import pytest
 from netra_nb import orchestration as orch
 from netra_nb.checks import Context
 from netra_nb.frames import AGENT_EVENTS, normalize
-from netra_nb.judge import Verdict
+from netra_nb.judge import Identity, Verdict, agent_run_view
 from netra_nb.params import parse_params
 from netra_nb.ws import WsFrame, WsObservation
 
@@ -40,7 +40,7 @@ def observation(user="e2e-a", run="run_a", *, kinds=AGENT_EVENTS, extra=(), t_re
     obs.welcome = normalize(json.dumps({"type": "connection_established", "data": {"user_id": user}}))
     obs.frames.append(frame(0.03, "received", {"type": "connection_established", "data": {"user_id": user}}))
     obs.frames.append(frame(t_req, "sent", {"type": "start_agent", "payload": {"user_request": "x", "run_id": run}}))
-    obs.first_client_message_t = t_req
+    obs.first_client_message_t = obs.request_t = t_req
     for i, kind in enumerate(kinds):
         obs.frames.append(event(kind, user, run, t_req + step * (i + 1)))
     obs.frames.extend(extra)
@@ -69,9 +69,13 @@ def test_peak_concurrency_counts_overlap_and_not_touching_ends():
     assert orch.peak_concurrency([]) == 0
 
 
+def user(i, uid):
+    return orch.UserToken(i, uid, "t", identity=Identity.of(uid))
+
+
 def test_own_ids_and_timings_come_from_the_frames(params):
     obs = observation(t_req=0.5, step=0.25)
-    run = orch.session_run(orch.UserToken(0, "e2e-a", "t"), obs, OK, fleet_t0=99.0, params=params)
+    run = orch.session_run(user(0, "e2e-a"), obs, OK, fleet_t0=99.0, sent_run_id="run_a")
     assert (run.own_user, run.own_run) == ("e2e-a", "run_a")
     assert run.first_event_s == pytest.approx(0.25) and run.completion_s == pytest.approx(1.25)
     assert run.events == 5 and run.foreign == [] and run.category == "ok"
@@ -84,7 +88,7 @@ def test_timing_starts_at_the_request_not_at_an_october_handshake_ack(params):
     ack = frame(0.05, "sent", {"type": "handshake_acknowledged", "thread_id": "th"})
     obs.frames.insert(1, ack)
     obs.first_client_message_t = 0.05
-    run = orch.session_run(orch.UserToken(0, "e2e-a", "t"), obs, OK, 100.0, params)
+    run = orch.session_run(user(0, "e2e-a"), obs, OK, 100.0, "run_a")
     assert run.first_event_s == pytest.approx(0.2)
 
 
@@ -94,14 +98,15 @@ def test_server_assigned_run_id_is_ours_when_the_request_id_is_not_echoed():
         if f.direction == "sent":
             obs.frames[obs.frames.index(f)] = frame(f.t, "sent", {"type": "start_agent",
                                                                   "payload": {"user_request": "x", "run_id": "mine"}})
-    assert orch.own_ids(obs, "e2e-a") == ("e2e-a", "srv_run")
+    view = agent_run_view(obs, "mine", Identity.of("e2e-a"))
+    assert (view.run_id, view.how) == ("srv_run", "first agent_started after our request")
+    assert len(view.ours) == 5 and not view.foreign
 
 
 def test_foreign_events_are_set_aside_for_completion_and_counted_for_isolation(params):
     leak = [event("agent_started", "e2e-b", "run_b", 0.35), event("agent_completed", "e2e-b", "run_b", 0.36)]
     obs = observation(extra=leak)
-    raw = Verdict("fail", "cross_user_leak", "leak", "")
-    run = orch.session_run(orch.UserToken(0, "e2e-a", "t"), obs, raw, 100.0, params)
+    run = orch.session_run(user(0, "e2e-a"), obs, OK, 100.0, "run_a")
     assert len(run.foreign) == 2 and run.events == 5
     assert run.verdict.category == "ok"  # its own run completed; the leak is user_isolation's
     assert run.category == "cross_user_leak"
@@ -117,9 +122,7 @@ def fleet_of(*sessions, auth_method="e2e_endpoint"):
 def judge(params, fleet, name):
     async def go():
         ctx = Context(params, phase=orch.PHASE)
-        # Judge a fleet built by hand: orchestration has no public way to hand a context its fleet
-        # (fleet_for runs one), so it goes where fleet_for looks; the entry dies with the context.
-        orch._FLEETS[ctx] = fleet
+        ctx.provide("fleet", fleet)  # judge a fleet built by hand
         try:
             return await ctx.run(name)
         finally:
@@ -127,10 +130,10 @@ def judge(params, fleet, name):
     return asyncio.run(go())
 
 
-def sess(params, i, obs=None, verdict=OK, user=None):
-    user = user or f"e2e-u{i}"
-    obs = obs or observation(user, f"run_{i}")
-    return orch.session_run(orch.UserToken(i, user, "t"), obs, verdict, 100.0, params)
+def sess(params, i, obs=None, verdict=OK, uid=None):
+    uid = uid or f"e2e-u{i}"
+    obs = obs or observation(uid, f"run_{i}")
+    return orch.session_run(user(i, uid), obs, verdict, 100.0, f"run_{i}")
 
 
 def test_concurrent_runs_fail_with_the_dominant_category_and_count_them_all(params):
@@ -161,15 +164,15 @@ def test_isolation_names_a_leak_between_two_of_our_users(params):
 
 
 def test_isolation_fails_when_two_tokens_are_welcomed_as_one_user(params):
-    a = sess(params, 0, observation("e2e-same", "run_0"), user="e2e-u0")
-    b = sess(params, 1, observation("e2e-same", "run_1"), user="e2e-u1")
+    a = sess(params, 0, observation("e2e-same", "run_0"), uid="e2e-u0")
+    b = sess(params, 1, observation("e2e-same", "run_1"), uid="e2e-u1")
     r = judge(params, fleet_of(a, b), "user_isolation")
     assert r.category == "cross_user_leak" and "welcomed as user 'e2e-same'" in r.message
 
 
 def test_isolation_with_one_shared_token_says_only_runs_were_told_apart(params):
-    fleet = fleet_of(sess(params, 0, user="e2e-one", obs=observation("e2e-one", "run_0")),
-                     sess(params, 1, user="e2e-one", obs=observation("e2e-one", "run_1")), auth_method="token")
+    fleet = fleet_of(sess(params, 0, uid="e2e-one", obs=observation("e2e-one", "run_0")),
+                     sess(params, 1, uid="e2e-one", obs=observation("e2e-one", "run_1")), auth_method="token")
     r = judge(params, fleet, "user_isolation")
     assert r.status == "pass" and "one shared token" in r.message
 

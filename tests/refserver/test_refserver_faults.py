@@ -618,6 +618,15 @@ async def _empty_request(ws) -> bool:
     return frame == {"type": "error", "message": "Please enter a message"}
 
 
+async def _execute_as_user(srv: RefServer) -> bool:
+    """agent_execute runs as our user: the kit calls it with the E2E token (no token, no call)."""
+    tok = await _e2e_token(srv)
+    if tok is None:
+        return False
+    return await _http_ok(srv, "POST", "/api/agents/execute", lambda b: b["agent"],
+                          headers={"Authorization": f"Bearer {tok}"}, json={"type": "t", "message": "m"})
+
+
 def _probes(srv: RefServer) -> dict:
     key = {"X-E2E-Bypass-Key": srv.config.e2e_key}
     return {
@@ -630,7 +639,7 @@ def _probes(srv: RefServer) -> dict:
         "agent_discovery": lambda: _http_ok(srv, "GET", "/api/mcp/servers", lambda b: b["data"]),
         "agent_configuration": lambda: _http_ok(srv, "GET", "/api/mcp/config", lambda b: b["websocket"]),
         "agent_status": lambda: _http_ok(srv, "GET", "/api/agents/status", lambda b: isinstance(b, list)),
-        "agent_execute": lambda: _http_ok(srv, "POST", "/api/agents/execute", lambda b: b["agent"], json={"type": "t", "message": "m"}),
+        "agent_execute": lambda: _execute_as_user(srv),
         "agent_run": lambda: _ws_probe(srv, _agent_run),
         "ws_invalid_json": lambda: _ws_probe(srv, _invalid_json),
         "ws_empty_request": lambda: _ws_probe(srv, _empty_request),
