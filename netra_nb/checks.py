@@ -27,8 +27,8 @@ import httpx
 from . import auth
 from .frames import AGENT_EVENTS, FAILURE_EVENTS, Normalized
 from .http import HttpObservation, http_call, new_client
-from .judge import (Identity, Verdict, close_category, judge_agent_run, judge_execute, judge_http, judge_reply,
-                    judge_session_end, judge_welcome, judge_ws_failure, run_finished)
+from .judge import (Identity, Verdict, agent_run_view, close_category, judge_agent_run, judge_execute, judge_http,
+                    judge_reply, judge_session_end, judge_welcome, judge_ws_failure, run_finished)
 from .params import ConfigError, Params
 from .records import Frame, Record, append_jsonl, utc_now
 from .redact import redact, register_secret
@@ -733,6 +733,16 @@ async def agent_run_session(ctx: Context, token: str | None, identity: Identity,
     return s.obs, await ctx.explain_rejection(s.obs, verdict), run_id
 
 
+def run_fields(obs: WsObservation, sent_run_id: str, identity: Identity) -> dict[str, Any]:
+    """Record fields of an agent run, from our run's events only (not another run's, not those before our request)."""
+    view = agent_run_view(obs, sent_run_id, identity)
+    seen = [f.norm.event for f in view.ours]
+    first = next((f.t for f in view.ours if f.norm.event in AGENT_EVENTS), None)
+    return {"events_seen": list(dict.fromkeys(seen)), "events_missing": [e for e in AGENT_EVENTS if e not in seen],
+            "first_event_s": first - obs.request_t if first is not None and obs.request_t is not None else None,
+            "server_run_id": view.run_id}
+
+
 @check("agent_run", "agent_pipeline", "agent", "The real agent pipeline run",
        "Over the WebSocket, our request starts a run that yields agent_started, agent_thinking, tool_executing, "
        "tool_completed and agent_completed with a result that is not a canned stand-in: the golden path.",
@@ -740,8 +750,8 @@ async def agent_run_session(ctx: Context, token: str | None, identity: Identity,
 async def check_agent_run(ctx: Context) -> Outcome:
     if (no := await ctx.token_or_outcome()) is not None:
         return no
-    obs, verdict, _ = await agent_run_session(ctx, ctx.token, ctx.identity)
-    return Outcome(verdict, ws=[obs])
+    obs, verdict, run_id = await agent_run_session(ctx, ctx.token, ctx.identity)
+    return Outcome(verdict, ws=[obs], extra=run_fields(obs, run_id, ctx.identity))
 
 
 @check("ws_invalid_json", "agent_pipeline", "ws", "Error handling: invalid JSON",

@@ -109,6 +109,16 @@ class Identity:
         return " / ".join(repr(u) for u in sorted(self.user_ids)) or "none"
 
 
+def _as_ours(verdict: Verdict, wrong: Verdict | None) -> Verdict:
+    """A session that is not ours cannot pass: a verdict that would pass becomes ``ws_auth_ignored``; a failure
+    of its own keeps its category and says whose session it was (nothing is hidden behind the other)."""
+    if wrong is None:
+        return verdict
+    if verdict.status in ("pass", "degraded"):
+        return Verdict("fail", wrong.category, f"{wrong.message} (otherwise: {verdict.message})", wrong.detail)
+    return Verdict(verdict.status, verdict.category, f"{verdict.message} — and {wrong.message}", verdict.detail)
+
+
 def judge_identity(obs: Any, identity: Identity) -> Verdict | None:
     """``ws_auth_ignored`` when the platform welcomed the session as a user that is not ours (the token was not
     read: a demo user, an anonymous fallback); None when it named ours, or named nobody."""
@@ -261,6 +271,8 @@ def judge_http(
 
 _CANNED_WORDS = re.compile(r"\b(mock(?:ed)?|fake|simulated|canned|placeholder|stub(?:bed)?|dummy|fallback"
                            r"|degraded mode|recovery mechanism)\b", re.I)
+#: An answer that is an error message, whatever status it came with ("Error executing triage agent: …").
+_ERROR_TEXT = re.compile(r"^\s*(?:error|exception|failed|failure|traceback)\b|\berror executing\b", re.I)
 #: Flags a server sets on an answer that no real agent produced.
 _CANNED_FLAGS = (("real_llm_used", False), ("real_llm", False), ("mock", True), ("is_mock", True),
                  ("simulated", True), ("fallback", True), ("is_fallback", True))
@@ -343,6 +355,12 @@ def judge_execute(obs: Any, request: str, sla_s: float | None = None) -> Verdict
                        f"body: {body}")
     if is_blank(data.get("response")):
         return Verdict("fail", "agent_empty_result", "POST /api/agents/execute: HTTP 200 with an empty response",
+                       f"body: {body}")
+    said = _ERROR_TEXT.search(_text_of(data.get("response")))
+    if said or not is_blank(data.get("error")):
+        what = f"response {_cut(_text_of(data.get('response')), 160)!r}" if said else f"error {_cut(data.get('error'), 160)!r}"
+        return Verdict("fail", "agent_failed",
+                       f"POST /api/agents/execute: status {data.get('status')!r} but the {what}: the agent did not run",
                        f"body: {body}")
     why = canned_evidence(data.get("response"), request, frame=data)
     elapsed = data.get("execution_time")
@@ -547,24 +565,19 @@ def judge_welcome(obs: Any, identity: Identity = Identity(), sla_s: float | None
                            f"the WebSocket opened in {obs.open_s:.3f}s but no welcome came{waited}: the session "
                            f"setup did not finish", verdict.detail)
         return verdict
-    wrong = judge_identity(obs, identity)
-    if wrong:
-        return wrong
     status = status_for_duration(obs.welcome_s or 0.0, sla_s)
     data = obs.welcome.data if isinstance(obs.welcome.data, dict) else {}
     ident = f" (connection {data['connection_id']})" if data.get("connection_id") else ""
-    return Verdict(status, "ok", f"WebSocket open in {obs.open_s:.3f}s, welcome after {obs.welcome_s:.3f}s{ident}",
-                   f"subprotocol={obs.subprotocol}; welcome user={obs.welcome.user_id!r}; frames: {_frames_text(obs)}")
+    return _as_ours(Verdict(status, "ok", f"WebSocket open in {obs.open_s:.3f}s, welcome after {obs.welcome_s:.3f}s{ident}",
+                            f"subprotocol={obs.subprotocol}; welcome user={obs.welcome.user_id!r}; frames: "
+                            f"{_frames_text(obs)}"), judge_identity(obs, identity))
 
 
-def _before_the_request(obs: Any, identity: Identity, request_sent: bool, unsent: str) -> Verdict | None:
-    """The verdict when the session failed before our request went out or is not ours, else None."""
+def _before_the_request(obs: Any, request_sent: bool, unsent: str) -> Verdict | None:
+    """The verdict when the session failed before our request went out, else None."""
     failed = judge_ws_failure(obs)
     if failed:
         return failed
-    wrong = judge_identity(obs, identity)
-    if wrong:
-        return wrong
     if not request_sent:
         return judge_session_end(obs, unsent)
     return None
@@ -612,7 +625,10 @@ def agent_run_view(obs: Any, sent_run_id: str | None, identity: Identity = Ident
     if obs.request_t is None:
         return RunView(None, "no request", before=received)
     before = [f for f in received if f.t < obs.request_t]
-    after = [f for f in received if f.t >= obs.request_t]
+    # A run already under way before our request is not the one our request started.
+    stale = {f.norm.run_id for f in before if f.norm.run_id} - {sent_run_id}
+    before += [f for f in received if f.t >= obs.request_t and f.norm.run_id in stale]
+    after = [f for f in received if f.t >= obs.request_t and f.norm.run_id not in stale]
     if sent_run_id and any(f.norm.run_id == sent_run_id for f in after):
         run_id, how = sent_run_id, "echoed"
     else:
@@ -653,20 +669,27 @@ def judge_agent_run(
     and a result that is not a canned stand-in, in our session, as our user.
 
     ``own_events_only``: judge completion on our run's events and leave another run's events to the caller (the
-    fleet reports them under ``user_isolation``).
+    fleet reports them under ``user_isolation``). A session that is not ours (the welcome, an ack or our run's
+    events name another user) cannot pass; a failure of its own is still reported as itself.
     """
-    early = _before_the_request(obs, identity, request_sent, "the request could not be sent")
+    early = _before_the_request(obs, request_sent, "the request could not be sent")
     if early:
-        return early
+        return _as_ours(early, judge_identity(obs, identity)) if obs.opened else early
     view = agent_run_view(obs, sent_run_id, identity)
+    wrong = judge_identity(obs, identity)
+    if wrong is None and view.other_user and len(view.other_user) == len(view.ours):
+        f = view.other_user[0].norm
+        wrong = Verdict("fail", "ws_auth_ignored",
+                        f"our request ran as user {f.user_id!r}, not as ours ({identity.text()}): the platform did "
+                        f"not read our token", f"frames: {_frames_text(obs, 16)}")
+    return _as_ours(_judge_run(obs, view, identity, request, sla_s, own_events_only), wrong)
+
+
+def _judge_run(obs: Any, view: RunView, identity: Identity, request: str | None, sla_s: float | None,
+               own_events_only: bool) -> Verdict:
     frames = _frames_text(obs, 16)
     seen = [f.norm.event for f in view.ours]
     waited = _waited(obs)
-    if view.other_user and len(view.other_user) == len(view.ours):
-        f = view.other_user[0].norm
-        return Verdict("fail", "ws_auth_ignored",
-                       f"our request ran as user {f.user_id!r}, not as ours ({identity.text()}): the platform did "
-                       f"not read our token", f"events: {seen}; frames: {frames}")
     if view.foreign and not own_events_only:
         f = view.foreign[0].norm
         return Verdict("fail", "cross_user_leak",
@@ -754,8 +777,13 @@ def judge_reply(
 ) -> Verdict:
     """A request/response over the session (ping → pong, invalid JSON → its error frame, …): only the
     contract's reply, in its documented shape, passes. Another reply is ``contract_mismatch`` quoting it;
-    silence (keepalives aside) is ``ws_no_reply``."""
-    early = _before_the_request(obs, identity, request_sent, f"could not send the request for {expectation}")
+    silence (keepalives aside) is ``ws_no_reply``. A session that is not ours cannot pass."""
+    return _as_ours(_judge_reply(obs, expected, expectation, request_sent, sla_s), judge_identity(obs, identity))
+
+
+def _judge_reply(obs: Any, expected: Callable[[Normalized], bool], expectation: str, request_sent: bool,
+                 sla_s: float | None) -> Verdict:
+    early = _before_the_request(obs, request_sent, f"could not send the request for {expectation}")
     if early:
         return early
     replies = [f for f in obs.after_request() if f.norm.event not in KEEPALIVE]

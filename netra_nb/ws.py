@@ -33,6 +33,11 @@ TEXT_KEEP = 2000  # characters of each frame kept as evidence
 AUTH_WELCOME_GRACE = 0.5
 #: After a first frame of no known shape, how long a known welcome may still take to follow.
 UNKNOWN_WELCOME_GRACE = 1.0
+#: Before our request goes out, frames that arrive within this long of each other are read first.
+DRAIN_WAIT = 0.002
+DRAIN_MAX = 0.25  # a server that never stops talking does not hold the request back longer
+#: After an error frame, how long the server's own close may take to arrive before we close.
+ERROR_CLOSE_GRACE = 1.0
 
 
 def clip_text(text: str, limit: int = TEXT_KEEP) -> str:
@@ -100,9 +105,10 @@ class WsObservation:
         return [f for f in self.frames if f.direction == "received" and f.t >= self.request_t]
 
     def identity_claims(self) -> list[tuple[str, str]]:
-        """(frame type, user id) of every welcome or authentication frame that named a user."""
+        """(frame type, user id) of every frame that said whose session this is: the welcome, an authentication
+        frame, an ack (the real platform's acks name the session's user in full)."""
         return [(f.norm.raw_type, f.norm.user_id) for f in self.frames
-                if f.direction == "received" and f.norm.event in ("welcome", "auth_success") and f.norm.user_id]
+                if f.direction == "received" and f.norm.event in ("welcome", "auth_success", "ack") and f.norm.user_id]
 
 
 def place_token(url: str, token: str | None, placement: str) -> tuple[str, dict[str, str], list[str]]:
@@ -317,6 +323,13 @@ class WsSession:
         """
         if self.conn is None:
             return False
+        if request:
+            # Frames already waiting arrived before the request: read them first, so that their times say so.
+            drain_end = time.perf_counter() + DRAIN_MAX
+            while time.perf_counter() < drain_end and await self.receive(DRAIN_WAIT) is not None:
+                pass
+            if self.obs.close_code is not None:
+                return False
         text = message if isinstance(message, str) else json.dumps(message)
         t = self._now()
         try:
@@ -458,7 +471,10 @@ class WsSession:
         proto = self.conn.protocol
         rcvd, sent = proto.close_rcvd, proto.close_sent
         t = self._now()
-        if rcvd is not None and (sent is None or proto.close_rcvd_then_sent):
+        # The server's close is the one that says something when it came first, or when it crossed our normal
+        # close with a code of its own (an error close sent while we were closing).
+        crossed = rcvd is not None and sent is not None and sent.code == 1000 and rcvd.code not in (1000, 1001)
+        if rcvd is not None and (sent is None or proto.close_rcvd_then_sent or crossed):
             obs.close_code, obs.close_reason, obs.closed_by = rcvd.code, rcvd.reason, "server"
             if self._counter is not None and self._counter.close_rcvd_at is not None:
                 t = self._counter.close_rcvd_at - obs.started
@@ -484,6 +500,13 @@ class WsSession:
         was reading), a drop, or a client close other than this normal end of a check.
         """
         obs = self.obs
+        if self.conn is not None and obs.close_code is None and any(f.norm.event == "error" for f in obs.received()):
+            # After an error frame a server usually closes at once: let its close arrive before ours.
+            try:
+                async with asyncio.timeout(ERROR_CLOSE_GRACE):
+                    await self.conn.wait_closed()
+            except Exception:  # noqa: BLE001 - it did not close: we will
+                pass
         if self.conn is not None and obs.close_code is None:
             proto = self.conn.protocol
             if proto.close_rcvd is None and proto.close_sent is None and not self.conn.transport.is_closing():
@@ -492,8 +515,9 @@ class WsSession:
                         await self.conn.close(1000, "netra-nb check done")
                 except Exception:  # noqa: BLE001
                     pass
+                crossed = proto.close_rcvd is not None and proto.close_rcvd.code not in (1000, 1001)
                 ours = proto.close_sent is not None and proto.close_sent.code == 1000 and not proto.close_rcvd_then_sent
-                if not ours:
+                if crossed or not ours:
                     self._record_close()
             else:
                 try:

@@ -116,6 +116,7 @@ class WsStub(_LoopThread):
         self.get = get or {}
         self.serve_paths = serve_paths  # None: every path not refused
         self.seen: list[str] = []  # the paths of every request, in order
+        self.handlers: set[asyncio.Task] = set()
 
     def _process(self, conn: ServerConnection, request: Any) -> Response | None:
         path = urlsplit(request.path).path
@@ -137,10 +138,13 @@ class WsStub(_LoopThread):
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def _stop(self):
+        for task in self.handlers:  # a session may sleep long after its client left: end it
+            task.cancel()
         self.server.close()
-        await self.server.wait_closed()
+        await asyncio.wait_for(self.server.wait_closed(), 10)
 
     async def _handle(self, ws: ServerConnection) -> None:
+        self.handlers.add(asyncio.current_task())
         try:
             await self.session(ws, token_sub(request_token(ws)))
         except Exception:  # noqa: BLE001 - the client went away; a stub does not care
