@@ -117,6 +117,7 @@ class WsStub(_LoopThread):
         self.serve_paths = serve_paths  # None: every path not refused
         self.seen: list[str] = []  # the paths of every request, in order
         self.handlers: set[asyncio.Task] = set()
+        self.connections: list[ServerConnection] = []
 
     def _process(self, conn: ServerConnection, request: Any) -> Response | None:
         path = urlsplit(request.path).path
@@ -140,11 +141,14 @@ class WsStub(_LoopThread):
     async def _stop(self):
         for task in self.handlers:  # a session may sleep long after its client left: end it
             task.cancel()
+        for conn in self.connections:  # and a client that never closed does not hold the server
+            conn.transport.abort()
         self.server.close()
         await asyncio.wait_for(self.server.wait_closed(), 10)
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.handlers.add(asyncio.current_task())
+        self.connections.append(ws)
         try:
             await self.session(ws, token_sub(request_token(ws)))
         except Exception:  # noqa: BLE001 - the client went away; a stub does not care
