@@ -525,8 +525,8 @@ def judge_session_end(obs: Any, missing: str) -> Verdict:
     errors = [f for f in received if f.norm.event == "error"]
     close_cat = close_category(obs.close_code, obs.closed_by, obs.close_reason)
     closing = f", then {_close_text(obs)}" if close_cat else ""
-    if (errors and (errors[0].norm.error_code or "").upper() in ("AUTH_FAILED", "AUTH_ERROR")) \
-            or close_cat == "ws_policy_violation":
+    if (errors and ((errors[0].norm.error_code or "").upper() in ("AUTH_FAILED", "AUTH_ERROR")
+                    or errors[0].norm.raw_type == "authentication_error")) or close_cat == "ws_policy_violation":
         said = f": {_error_frame_text(errors[0])}" if errors else ""
         return Verdict("fail", "ws_policy_violation",
                        f"{missing}: the server rejected the session after accept{said}" +
@@ -742,7 +742,7 @@ def _judge_run(obs: Any, view: RunView, identity: Identity, request: str | None,
         err = errors[0]
         closing = f", then {_close_text(obs)}" if _ended(obs) else ""
         category = "agent_failed" if (err.norm.error_code or "").upper() in AGENT_ERROR_CODES else "ws_error_frame"
-        if (err.norm.error_code or "").upper() in ("AUTH_FAILED", "AUTH_ERROR"):
+        if (err.norm.error_code or "").upper() in ("AUTH_FAILED", "AUTH_ERROR") or err.norm.raw_type == "authentication_error":
             return judge_session_end(obs, "the agent run did not start")
         return Verdict("fail", category,
                        f"the agent run did not start: {err.t - obs.request_t:.3f}s after our request the server sent "

@@ -473,3 +473,117 @@ def test_a_fleet_of_demo_users_fails_isolation_as_auth_ignored():
     with WsStub(demo) as srv:
         rs = run(params(srv.ws_url), "concurrent_agent_runs", "user_isolation", phase="orchestration")
     assert {c for _, c in verdicts(rs).values()} == {"ws_auth_ignored"}
+
+
+# -- every variation of netra-contract.md's "Variations a client meets" ------------------------------------
+
+def _variation_server(before_welcome=(), after_request=None, error_reply=None):
+    async def session(ws, me):
+        for frame in before_welcome:
+            await ws.send(json.dumps(frame(me) if callable(frame) else frame))
+        while True:
+            msg = await read_request(ws)
+            if after_request is not None:
+                await after_request(ws, me, msg)
+            else:
+                await golden(ws, request_run_id(msg), me)
+    return session
+
+
+def test_variation_authentication_success_before_the_welcome():
+    auth = lambda me: {"type": "authentication_success", "event": "auth_success", "user_id": me}  # noqa: E731
+    with WsStub(_variation_server([auth, welcome])) as srv:
+        rs = run(params(srv.ws_url), "websocket_connect", "agent_run")
+    assert all(r.status == "pass" for r in rs.values()), verdicts(rs)
+
+
+def test_variation_authentication_error_is_a_policy_failure():
+    async def refuses(ws, me):
+        await ws.send(json.dumps({"type": "authentication_error", "event": "auth_failed", "error": "Token expired",
+                                  "error_code": "TOKEN_EXPIRED"}))
+        await ws.close(1008, "Authentication failed")
+    with WsStub(refuses) as srv:
+        r = run(params(srv.ws_url), "websocket_connect")["websocket_connect"]
+    assert r.category == "ws_policy_violation" and "TOKEN_EXPIRED" in r.message
+
+
+@pytest.mark.parametrize("frame", [
+    {"type": "error_message", "error_code": "CONNECTION_ERROR", "error_message": "main mode failed", "details": {}},
+    {"type": "error_message", "data": {"error_code": "CONNECTION_ERROR", "error_message": "main mode failed"}},
+    {"type": "error", "message": "main mode failed"},
+])
+def test_variation_error_frames_flat_nested_and_old(frame):
+    async def fails(ws, me):
+        await ws.send(json.dumps(frame))
+        await ws.close(1011, "Internal error")
+    with WsStub(fails) as srv:
+        r = run(params(srv.ws_url), "agent_run")["agent_run"]
+    assert r.category == "ws_error_frame" and "main mode failed" in r.message and r.ws_close_code == 1011
+
+
+def test_variation_old_auth_error_code_is_a_policy_failure():
+    async def fails(ws, me):
+        await ws.send(json.dumps({"type": "error", "error_code": "AUTH_ERROR", "message": "bad token"}))
+        await ws.close(1008, "auth")
+    with WsStub(fails) as srv:
+        r = run(params(srv.ws_url), "websocket_connect")["websocket_connect"]
+    assert r.category == "ws_policy_violation"
+
+
+def test_variation_early_era_server_pings_get_json_pongs_and_change_nothing():
+    pongs = []
+
+    async def early(ws, me):
+        await ws.send(json.dumps({"type": "handshake_validation", "timestamp": time.time()}))
+        await ws.send(json.dumps({"type": "system_message", "timestamp": time.time(), "data": {
+            "event": "connection_established", "connection_ready": True, "user_id": me}}))
+        await ws.send(json.dumps({"type": "ping", "timestamp": time.time()}))
+        async for message in ws:
+            data = json.loads(message)
+            if data.get("type") == "pong":
+                pongs.append(data)
+                continue
+            run_id = request_run_id(data)
+            for kind in FIVE:
+                await ws.send(json.dumps({"type": kind, "event": kind, "run_id": run_id, "user_id": me,
+                                          "timestamp": time.time(), **({"result": "2 slow joins found"}
+                                                                       if kind == "agent_completed" else {})}))
+                await ws.send(json.dumps({"type": "ping", "timestamp": time.time()}))
+    with WsStub(early) as srv:
+        r = run(params(srv.ws_url), "agent_run")["agent_run"]
+    assert r.status == "pass", r.message
+    assert pongs  # the kit answered the server's JSON pings
+
+
+def test_variation_other_event_types_and_agent_death():
+    async def progress(ws, me, msg):
+        run_id = request_run_id(msg)
+        await ws.send(json.dumps(event("agent_started", run_id, me)))
+        await ws.send(json.dumps({"type": "progress_update", "run_id": run_id, "data": {"percent": 40}}))
+        await ws.send(json.dumps({"type": "agent_death", "run_id": run_id, "user_id": me,
+                                  "data": {"error_message": "worker killed: out of memory"}}))
+
+    async def wrapped(ws, me, msg):
+        run_id = request_run_id(msg)
+        for kind in FIVE[:-1]:
+            await ws.send(json.dumps(event(kind, run_id, me)))
+        await ws.send(json.dumps({"type": "agent_response_complete", "timestamp": time.time(), "data": {
+            "event": "agent_completed", "run_id": run_id, "user_id": me, "status": "success",
+            "result": {"summary": "the 02:00 batch doubles write latency"}}}))
+
+    with WsStub(_variation_server([welcome], after_request=progress)) as srv:
+        r = run(params(srv.ws_url), "agent_run")["agent_run"]
+    assert r.category == "agent_failed" and "out of memory" in r.message
+    with WsStub(_variation_server([welcome], after_request=wrapped)) as srv:
+        r = run(params(srv.ws_url), "agent_run")["agent_run"]
+    assert r.status == "pass", r.message
+
+
+def test_variation_a_client_heartbeat_gets_heartbeat_ack_and_it_is_not_a_reply():
+    async def acks(ws, me):
+        await ws.send(json.dumps(welcome(me)))
+        async for message in ws:
+            await ws.send(json.dumps({"type": "heartbeat_ack", "timestamp": time.time()}))
+    with WsStub(acks) as srv:
+        r = run(params(srv.ws_url), "websocket_ping")["websocket_ping"]
+    assert r.category == "ws_no_reply" and "heartbeat_ack" in r.message
