@@ -672,7 +672,7 @@ def judge_agent_run(
     fleet reports them under ``user_isolation``). A session that is not ours (the welcome, an ack or our run's
     events name another user) cannot pass; a failure of its own is still reported as itself.
     """
-    early = _before_the_request(obs, request_sent, "the request could not be sent")
+    early = _before_the_request(obs, request_sent, "our request was not sent")
     if early:
         return _as_ours(early, judge_identity(obs, identity)) if obs.opened else early
     view = agent_run_view(obs, sent_run_id, identity)
@@ -783,7 +783,7 @@ def judge_reply(
 
 def _judge_reply(obs: Any, expected: Callable[[Normalized], bool], expectation: str, request_sent: bool,
                  sla_s: float | None) -> Verdict:
-    early = _before_the_request(obs, request_sent, f"could not send the request for {expectation}")
+    early = _before_the_request(obs, request_sent, f"our message was not sent (no {expectation} to wait for)")
     if early:
         return early
     replies = [f for f in obs.after_request() if f.norm.event not in KEEPALIVE]

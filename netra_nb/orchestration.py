@@ -44,7 +44,7 @@ from . import auth
 from .checks import STAGES, Context, Outcome, agent_run_session, check
 from .frames import AGENT_EVENTS, FAILURE_EVENTS
 from .http import HttpObservation
-from .judge import Identity, Verdict, agent_run_view
+from .judge import Identity, Verdict, agent_run_view, judge_identity
 from .notebook import Phase
 from .params import ConfigError, Params
 from .records import PASSING, utc_now
@@ -152,6 +152,7 @@ class SessionRun:
     server_exec_s: float | None = None  # agent_completed.data.execution_time_ms, as the server reports it
     end_s: float | None = None  # when the session ended, seconds since the fleet started
     completed_at_s: float | None = None  # when agent_completed arrived, seconds since the fleet started
+    not_ours: Verdict | None = None  # the platform named another user for this session (its token was not read)
 
     @property
     def category(self) -> str:
@@ -194,8 +195,11 @@ def session_run(user: UserToken, obs: WsObservation | None, raw: Verdict | None,
         ms = done.norm.data.get("execution_time_ms")
         if isinstance(ms, (int, float)) and not isinstance(ms, bool) and math.isfinite(ms):
             server_exec = ms / 1000.0
+    not_ours = judge_identity(obs, user.identity)
+    if not_ours is None and view.other_user and len(view.other_user) == len(view.ours):
+        not_ours = Verdict("fail", "ws_auth_ignored", f"the run ran as user {view.other_user[0].norm.user_id!r}")
     return SessionRun(
-        user.index, user.user_id, start_s, obs, verdict, own_user, own_run, foreign,
+        user.index, user.user_id, start_s, obs, verdict, own_user, own_run, foreign, not_ours=not_ours,
         open_s=obs.open_s,
         first_event_s=(first.t - t_req) if first is not None and t_req is not None else None,
         completion_s=(done.t - t_req) if done is not None and t_req is not None else None,
@@ -509,17 +513,29 @@ async def check_user_isolation(ctx: Context) -> Outcome:
     with_events = [s for s in ran if s.events or s.foreign]
     extra = _aggregate_fields(fleet, None)
     note = _identity_note(fleet)
+    ignored = [s for s in ran if s.not_ours is not None or s.verdict.category == "ws_auth_ignored"]
+    # A session welcomed as another of this fleet's users is that user's session: a leak between users.
+    others = {s.user_id: s.user for s in ran if s.user_id}
+    crossed = [(s, others[claim]) for s in ignored for _, claim in s.obs.identity_claims()
+               if claim in others and others[claim] != s.user]
+    if crossed:
+        s, other = crossed[0]
+        verdict = Verdict("fail", "cross_user_leak",
+                          f"{len(crossed)} session(s) were given another of our users' identity: user {s.user}'s "
+                          f"token ({s.user_id!r}) was welcomed as user {other} ({fleet.sessions[other].user_id!r})",
+                          f"{note}; {_fleet_evidence(fleet)}")
+        return Outcome(verdict, ws=fleet.observations, extra=extra, frames=False)
+    if ignored:
+        rep = ignored[0]
+        why = rep.not_ours.message if rep.not_ours is not None else rep.verdict.message
+        verdict = Verdict("fail", "ws_auth_ignored",
+                          f"{len(ignored)} of {len(ran)} sessions were not their own user's (user {rep.user}: {why}): "
+                          f"the platform does not tell these users apart, so isolation between them cannot hold"[:400],
+                          f"{note}; {_fleet_evidence(fleet)}")
+        return Outcome(verdict, ws=fleet.observations, extra=extra, frames=False)
     if not with_events:
         verdict = Verdict("skip", "ok", "no session received an agent event, so isolation cannot be judged "
                           "(see concurrent_agent_runs)", _fleet_evidence(fleet))
-        return Outcome(verdict, ws=fleet.observations, extra=extra, frames=False)
-    ignored = [s for s in ran if s.verdict.category == "ws_auth_ignored"]
-    if ignored:
-        rep = ignored[0]
-        verdict = Verdict("fail", "ws_auth_ignored",
-                          f"{len(ignored)} of {len(ran)} sessions were not run as their own user ({rep.verdict.message}): "
-                          f"the platform does not tell these users apart, so isolation between them cannot hold"[:400],
-                          f"{note}; {_fleet_evidence(fleet)}")
         return Outcome(verdict, ws=fleet.observations, extra=extra, frames=False)
     runs = {s.own_run: s.user for s in ran if s.own_run}
     problems = []

@@ -163,11 +163,18 @@ def test_isolation_names_a_leak_between_two_of_our_users(params):
     assert "user 1 of this fleet" in r.message
 
 
-def test_isolation_fails_when_two_tokens_are_welcomed_as_one_user(params):
+def test_isolation_fails_when_a_token_is_welcomed_as_another_of_our_users(params):
+    a = sess(params, 0, observation("e2e-u0", "run_0"), uid="e2e-u0")
+    b = sess(params, 1, observation("e2e-u0", "run_1"), uid="e2e-u1")
+    r = judge(params, fleet_of(a, b), "user_isolation")
+    assert r.category == "cross_user_leak" and "was welcomed as user 0" in r.message
+
+
+def test_isolation_fails_as_auth_ignored_when_users_are_welcomed_as_a_stranger(params):
     a = sess(params, 0, observation("e2e-same", "run_0"), uid="e2e-u0")
     b = sess(params, 1, observation("e2e-same", "run_1"), uid="e2e-u1")
     r = judge(params, fleet_of(a, b), "user_isolation")
-    assert r.category == "cross_user_leak" and "welcomed as user 'e2e-same'" in r.message
+    assert r.category == "ws_auth_ignored" and "'e2e-same'" in r.message
 
 
 def test_isolation_with_one_shared_token_says_only_runs_were_told_apart(params):
@@ -188,7 +195,7 @@ def test_latency_is_degraded_when_the_p95_passes_the_sla(params):
 
 
 def test_nothing_to_measure_is_a_skip_not_a_pass(params):
-    none = sess(params, 0, observation(kinds=()), Verdict("fail", "agent_no_events", "silence", ""))
+    none = sess(params, 0, observation("e2e-u0", kinds=()), Verdict("fail", "agent_no_events", "silence", ""))
     for name in ("latency_percentiles", "user_isolation"):
         r = judge(params, fleet_of(none), name)
         assert r.status == "skip", name
