@@ -456,6 +456,8 @@ class Context:
                     ("opened" if o.opened else type(o.exception).__name__), o.upgrade_body.strip())
 
         def said(label: str, o: WsObservation) -> str:
+            if o.opened:
+                return f"upgrade {label} → {o.upgrade_status}: a session opened"
             status, body = answer(o)
             return f"upgrade {label} → {status}" + (f" {body[:80]!r}" if body else " (empty body)")
 
