@@ -587,3 +587,28 @@ def test_variation_a_client_heartbeat_gets_heartbeat_ack_and_it_is_not_a_reply()
     with WsStub(acks) as srv:
         r = run(params(srv.ws_url), "websocket_ping")["websocket_ping"]
     assert r.category == "ws_no_reply" and "heartbeat_ack" in r.message
+
+
+# -- a check cut short by its deadline ----------------------------------------------------------------
+
+@pytest.fixture
+def overrunning_check():
+    """A check that overruns its one stage after an HTTP call (a kit defect the deadline must contain)."""
+    from netra_nb.checks import CHECKS, PHASE_CHECKS, Outcome, check
+
+    @check("overruns_after_http", "test-only", "http", "test", "test", stages=("http",))
+    async def overruns(ctx):
+        await ctx.get("/health")
+        await asyncio.sleep(60)
+        return Outcome(None)  # never reached
+
+    yield "overruns_after_http"
+    CHECKS.pop("overruns_after_http")
+    PHASE_CHECKS.pop("test-only")
+
+
+def test_a_check_cut_short_is_judged_on_what_it_saw(overrunning_check):
+    with HttpStub({("GET", "/health"): Answer(503, {"status": "unhealthy", "message": "Startup in progress"})}) as srv:
+        r = run(params("ws://127.0.0.1:9/ws", srv.http_url, http=0.5), overrunning_check)[overrunning_check]
+    assert (r.status, r.category, r.http_status) == ("fail", "http_unavailable", 503)
+    assert "then the check's deadline of" in r.message and r.bytes_received > 0
