@@ -36,7 +36,7 @@ from .categories import category_info
 from .diagnosis import Finding, GoldenPath, counts, findings, golden_path, is_agent_run
 from .frames import AGENT_EVENTS, normalize, result_of
 from .records import PASSING, Record, load_records, read_jsonl
-from .redact import redact
+from .redact import redact, redact_keeping_images
 
 __all__ = [
     "Run",
@@ -1054,18 +1054,6 @@ body { max-width: 1200px; margin: 0 auto; }
 _REMOTE_SCRIPT = re.compile(r"<script\b[^>]*\bsrc\s*=\s*[\"']?(?:https?:)?//[^>]*>.*?</script\s*>", re.I | re.S)
 _REMOTE_LINK = re.compile(r"<link\b[^>]*\bhref\s*=\s*[\"']?(?:https?:)?//[^>]*>", re.I)
 _REMOTE_IMPORT = re.compile(r"<script\b[^>]*>(?:(?!</script).)*?import\(\s*[\"']https?://.*?</script\s*>", re.I | re.S)
-_DATA_URI = re.compile(r"data:image/[a-z+]+;base64,[A-Za-z0-9+/=\s]+")
-
-
-def _redact_html(text: str) -> str:
-    """Redact every part of the page but the embedded images (base64 is no secret, and must stay intact)."""
-    out, pos = [], 0
-    for m in _DATA_URI.finditer(text):
-        out.append(redact(text[pos:m.start()]))
-        out.append(m.group(0))
-        pos = m.end()
-    out.append(redact(text[pos:]))
-    return "".join(out)
 
 
 def _alt_texts(page: str, nb: Any) -> str:
@@ -1131,7 +1119,7 @@ def export_html(notebook: Any, html_path: str | Path, *, title: str = "Netra run
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     body = _alt_texts(body, nb)
     body = _REMOTE_IMPORT.sub("", _REMOTE_LINK.sub("", _REMOTE_SCRIPT.sub("", body)))
-    body = _color_icons(_redact_html(body))
+    body = _color_icons(redact_keeping_images(body))
     path = Path(html_path)
     path.write_text(body, encoding="utf-8")
     return path
