@@ -26,7 +26,7 @@ from .http import HttpObservation, http_call, new_client
 from .judge import Verdict, judge_agent_run, judge_http, judge_reply, judge_session_end, judge_welcome, judge_ws_failure
 from .params import ConfigError, Params
 from .records import Frame, Record, append_jsonl, utc_now
-from .redact import redact, register_secret
+from .redact import clip, redact, register_secret
 from .ws import WsObservation, WsSession
 
 __all__ = ["Context", "Outcome", "CHECKS", "PHASE_CHECKS", "CheckSpec", "short_id"]
@@ -157,8 +157,8 @@ class Context:
         except ConfigError as exc:
             outcome = Outcome(Verdict("error", "config_error", str(exc), ""))
         except Exception as exc:  # noqa: BLE001 - the kit must yield a row whatever happens
-            tb = redact("".join(traceback.format_exception(exc))[-2000:])
-            outcome = Outcome(Verdict("error", "client_error", f"the check crashed: {type(exc).__name__}: {redact(str(exc))[:200]}", tb))
+            tb = clip("".join(traceback.format_exception(exc)), 2000, tail=True)
+            outcome = Outcome(Verdict("error", "client_error", f"the check crashed: {type(exc).__name__}: {clip(str(exc), 200)}", tb))
         duration = time.perf_counter() - t0
         record = self._record(spec, outcome, started_at, duration)
         frames = self._frames(spec, outcome) if outcome.frames else []
@@ -226,7 +226,7 @@ class Context:
                 out.append(Frame(
                     run_id=self.run_id, phase=self.phase, check=spec.name, seq=seq, t_s=round(f.t, 6),
                     direction=f.direction, type=f.norm.raw_type, event=f.norm.event if f.direction != "close" else "close",
-                    size=f.size, run=f.norm.run_id, user_id=f.norm.user_id, text=f.text[:1000], session=session,
+                    size=f.size, run=f.norm.run_id, user_id=f.norm.user_id, text=clip(f.text, 1000), session=session,
                 ))
         return out
 
@@ -298,10 +298,10 @@ class Context:
             g = await http_call(await self.http(), "GET", http_url, timeout=min(5.0, self.params.timeout_http))
             answers = [(o.upgrade_status if o.upgrade_status is not None else
                         ("opened" if o.opened else type(o.exception).__name__), o.upgrade_body.strip()) for _, o in attempts]
-            findings = [f"upgrade with {label} → {status}" + (f" {body[:80]!r}" if body else " (empty body)")
+            findings = [f"upgrade with {label} → {status}" + (f" {clip(body, 80)!r}" if body else " (empty body)")
                         for (label, _), (status, body) in zip(attempts, answers)]
             findings.append(f"HTTP GET {parts.path or '/'} → {g.status if g.status is not None else type(g.exception).__name__}"
-                            + (f" ({g.headers.get('content-type', '')}) {redact(g.text[:120])}" if g.status else ""))
+                            + (f" ({g.headers.get('content-type', '')}) {clip(g.text, 120)}" if g.status else ""))
             says_auth = any(_AUTH_WORDS.search(body) for _, body in answers)
             tokens_told_apart = len(set(answers)) > 1
             get_ok = g.status is not None and 200 <= g.status < 300

@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from .redact import clip
+
 __all__ = ["HttpObservation", "http_call", "new_client", "request_bytes", "MAX_BODY"]
 
 MAX_BODY = 1 << 20  # bodies larger than this are cut; the evidence only needs the start
@@ -41,7 +43,8 @@ class HttpObservation:
 
     @property
     def text(self) -> str:
-        return self.body[:2000].decode("utf-8", errors="replace")
+        """The whole body as text (not redacted: cut it with :func:`netra_nb.redact.clip`, which redacts first)."""
+        return self.body.decode("utf-8", errors="replace")
 
 
 def new_client(timeout: float = 10.0, **kwargs: Any) -> httpx.AsyncClient:
@@ -152,7 +155,7 @@ async def _call_once(
         try:
             obs.json = json.loads(obs.body)
         except (ValueError, RecursionError) as exc:
-            obs.json_error = str(exc)[:200]
+            obs.json_error = clip(str(exc), 200)
     elif obs.status is not None:
         obs.json_error = "empty body"
     return obs

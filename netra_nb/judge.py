@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .frames import AGENT_EVENTS, FAILURE_EVENTS, check_order, result_of
-from .redact import redact
+from .redact import clip
 
 __all__ = [
     "Verdict",
@@ -52,7 +52,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def _exc_text(exc: BaseException) -> str:
-    return redact(f"{type(exc).__name__}: {exc}".strip())[:500]
+    return clip(f"{type(exc).__name__}: {exc}".strip(), 500)
 
 
 _DNS_WORDS = re.compile(r"name or service not known|nodename nor servname|temporary failure in name resolution"
@@ -144,7 +144,7 @@ def judge_http(
         # The head arrived but the body did not finish in time.
         return Verdict("fail", "read_timeout", f"{what}: HTTP {obs.status} but the body never finished",
                        f"after {timing}: {_exc_text(obs.exception)}")
-    body = redact(obs.text[:600])
+    body = clip(obs.text, 600)
     if obs.status != expect_status:
         category = _http_status_category(obs.status)
         if health and obs.status in (502, 503, 504) and isinstance(obs.json, dict) and obs.json.get("status"):
@@ -243,7 +243,7 @@ def judge_ws_failure(obs: Any) -> Verdict | None:
         else:
             category = "contract_mismatch"
         return Verdict("fail", category, f"WebSocket upgrade refused: HTTP {code}",
-                       f"server rejected WebSocket connection: HTTP {code} after {timing}; body: {obs.upgrade_body[:300]}")
+                       f"server rejected WebSocket connection: HTTP {code} after {timing}; body: {clip(obs.upgrade_body, 300)}")
     exc = obs.exception
     if exc is None:
         return Verdict("error", "client_error", "the WebSocket did not open and no error was recorded", "")
@@ -304,7 +304,7 @@ def judge_session_end(obs: Any, missing: str) -> Verdict:
     if bad:
         return Verdict("fail", "contract_mismatch",
                        f"{missing}: {len(bad)} frame(s) were not JSON objects ({bad[0].norm.raw_type})",
-                       f"first bad frame: {bad[0].text[:200]}; frames: {frames}")
+                       f"first bad frame: {clip(bad[0].text, 200)}; frames: {frames}")
     return Verdict("fail", "unknown", f"{missing}", f"frames: {frames}")
 
 
@@ -364,20 +364,20 @@ def judge_agent_run(
         if missing and bad:
             return Verdict("fail", "contract_mismatch",
                            f"{len(bad)} frame(s) that are not JSON objects came in place of {', '.join(missing)}",
-                           f"first bad frame: {bad[0].text[:200]}; events: {seen}; frames: {frames}")
+                           f"first bad frame: {clip(bad[0].text, 200)}; events: {seen}; frames: {frames}")
         if missing:
             return Verdict("fail", "agent_incomplete", f"agent_completed arrived without {', '.join(missing)}",
                            f"events: {seen}; frames: {frames}")
         result = result_of(completed.norm)
         if result is None:
             return Verdict("fail", "agent_empty_result", "agent_completed arrived without a result",
-                           f"agent_completed: {completed.text[:400]}")
+                           f"agent_completed: {clip(completed.text, 400)}")
         elapsed = completed.t - t_req
         status = status_for_duration(elapsed, sla_s)
         note = f" (slower than the SLA of {sla_s}s)" if status == "degraded" else ""
         return Verdict(status, "ok",
                        f"agent run completed in {elapsed:.3f}s with all five events and a result{note}",
-                       f"result: {redact(str(result))[:400]}; frames: {frames}")
+                       f"result: {clip(str(result), 400)}; frames: {frames}")
     # Not completed: why?
     if obs.close_code is not None:
         verdict = judge_session_end(obs, "the agent run did not complete")
@@ -386,7 +386,7 @@ def judge_agent_run(
     if bad:
         return Verdict("fail", "contract_mismatch",
                        f"the agent run did not complete; {len(bad)} frame(s) were not JSON objects ({bad[0].norm.raw_type})",
-                       f"first bad frame: {bad[0].text[:200]}; events: {seen}; frames: {frames}")
+                       f"first bad frame: {clip(bad[0].text, 200)}; events: {seen}; frames: {frames}")
     errors = [f for f in received if f.norm.event == "error"]
     if errors and not seen:
         return judge_session_end(obs, "the agent run did not start")
@@ -419,7 +419,7 @@ def judge_reply(
     if match is not None:
         elapsed = match.t - t_req
         status = status_for_duration(elapsed, sla_s)
-        return Verdict(status, "ok", f"{expectation} in {elapsed:.3f}s", f"reply: {match.text[:300]}")
+        return Verdict(status, "ok", f"{expectation} in {elapsed:.3f}s", f"reply: {clip(match.text, 300)}")
     if obs.close_code is not None:
         return judge_session_end(obs, f"no {expectation}")
     kinds = sorted({f.norm.raw_type for f in replies})

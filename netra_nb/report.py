@@ -36,7 +36,7 @@ from .categories import category_info
 from .diagnosis import Finding, GoldenPath, counts, findings, golden_path, is_agent_run
 from .frames import AGENT_EVENTS, normalize, result_of
 from .records import PASSING, Record, load_records, read_jsonl
-from .redact import redact, redact_keeping_images
+from .redact import clip, redact, redact_keeping_images
 
 __all__ = [
     "Run",
@@ -511,9 +511,9 @@ def agent_result(frames: Sequence[dict[str, Any]], check: str, limit: int = 300)
             text = str(f.get("text") or "")
             value = result_of(normalize(text))
             if value is None:
-                return redact(text[:limit]) or None  # truncated evidence: show it as it is
+                return clip(text, limit) or None  # truncated evidence: show it as it is
             shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            return redact(shown)[:limit]
+            return clip(shown, limit)
     return None
 
 
@@ -562,7 +562,7 @@ def _styled_html(df: pd.DataFrame, status_col: str = "status", formats: Mapping[
 def results_html(run: Run | Sequence[Record]) -> str:
     """:func:`results_table` as readable HTML: rows tinted by status, durations in seconds."""
     df = results_table(run).reset_index(drop=True)
-    df["message"] = [m if len(m) <= 220 else m[:220] + " …" for m in df["message"]]
+    df["message"] = [m if len(m) <= 220 else clip(m, 220) + " …" for m in df["message"]]
     df["category"] = [c if not f else f"{c} ‼ {f}" for c, f in zip(df["category"], df["findings"])]
     df = df.drop(columns=["findings"])
     return _styled_html(df, formats={"duration_s": lambda v: "" if v is None or v != v else f"{v:.3f}"})

@@ -24,7 +24,7 @@ from .checks import PHASE_CHECKS, short_id
 from .diagnosis import counts, golden_path
 from .params import Params
 from .records import FRAME_FIELDS, RECORD_FIELDS, Record, parse_time, read_frames, read_records, utc_now
-from .redact import redact
+from .redact import clip, redact
 
 __all__ = ["PHASE_NOTEBOOKS", "REPORT_NOTEBOOK", "RunResult", "new_run_dir", "run_phases", "run_notebook", "finalize_run",
            "exit_code", "notebooks_dir", "write_run_json", "read_run_json"]
@@ -141,7 +141,7 @@ def _notebook_error(path: Path) -> dict[str, Any] | None:
         index += 1
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                return {"cell": index, "ename": out.get("ename"), "evalue": redact(str(out.get("evalue", ""))[:500])}
+                return {"cell": index, "ename": out.get("ename"), "evalue": clip(str(out.get("evalue", "")), 500)}
     return None
 
 

@@ -21,7 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from .frames import Normalized, normalize
-from .redact import redact
+from .redact import clip, redact
 
 __all__ = ["WsFrame", "WsObservation", "WsSession", "place_token", "MAX_FRAME"]
 
@@ -34,7 +34,7 @@ class WsFrame:
     t: float  # seconds since the session started
     direction: str  # "sent" | "received"
     size: int
-    text: str  # redacted, truncated
+    text: str  # redacted, then truncated to TEXT_KEEP characters
     norm: Normalized
 
 
@@ -210,7 +210,7 @@ class WsSession:
             obs.exception = exc
             response = exc.response
             obs.upgrade_status = response.status_code
-            obs.upgrade_body = redact(bytes(response.body or b"")[:TEXT_KEEP].decode("utf-8", "replace"))
+            obs.upgrade_body = clip(bytes(response.body or b"").decode("utf-8", "replace"), TEXT_KEEP)
             obs.upgrade_headers = {k.lower(): redact(v) for k, v in response.headers.raw_items()}
             obs.bytes_received += 20 + sum(len(k) + len(v) + 4 for k, v in response.headers.raw_items())
             obs.bytes_received += len(response.body or b"")
@@ -238,7 +238,7 @@ class WsSession:
             return False
         size = len(text.encode())
         self.obs.bytes_sent += size + _frame_overhead(size, masked=True)
-        self.obs.frames.append(WsFrame(t, "sent", size, redact(text[:TEXT_KEEP]), normalize(text)))
+        self.obs.frames.append(WsFrame(t, "sent", size, clip(text, TEXT_KEEP), normalize(text)))
         if self.obs.first_client_message_t is None:
             self.obs.first_client_message_t = t
         if request and self.obs.request_t is None:
@@ -264,10 +264,10 @@ class WsSession:
             norm = normalize(payload)
         else:
             size = len(payload.encode())
-            text = payload[:TEXT_KEEP]
+            text = clip(payload, TEXT_KEEP)
             norm = normalize(payload)
         self.obs.bytes_received += size + _frame_overhead(size, masked=False)
-        frame = WsFrame(t, "received", size, redact(text), norm)
+        frame = WsFrame(t, "received", size, text, norm)
         self.obs.frames.append(frame)
         if norm.event == "ping" and self.conn is not None:
             # Early-era servers ping with JSON frames and expect a JSON pong.
