@@ -24,9 +24,9 @@ from . import auth
 from .frames import AGENT_EVENTS
 from .http import HttpObservation, http_call, new_client
 from .judge import Verdict, judge_agent_run, judge_http, judge_reply, judge_session_end, judge_welcome, judge_ws_failure
-from .params import ConfigError, Params
+from .params import ConfigError, Params, env_names
 from .records import Frame, Record, append_jsonl, utc_now
-from .redact import clip, redact, register_secret
+from .redact import clip, redact, register_secret, register_secret_vars
 from .ws import WsObservation, WsSession
 
 __all__ = ["Context", "Outcome", "CHECKS", "PHASE_CHECKS", "CheckSpec", "short_id"]
@@ -75,6 +75,9 @@ class Context:
     def __init__(self, params: Params, *, phase: str = "adhoc", run_dir: str | Path | None = None,
                  run_id: str | None = None) -> None:
         self.params = params
+        # Params built in code skip parse_params: register their variables' values here too, so an
+        # echoing server cannot put one (used by this run or not) into a record.
+        register_secret_vars(env_names(params))
         self.phase = phase
         self.run_dir = Path(run_dir) if run_dir else None
         self.run_id = run_id or short_id()
