@@ -22,7 +22,7 @@ from typing import Any
 
 from .checks import PHASE_CHECKS, short_id
 from .diagnosis import counts, golden_path
-from .params import Params
+from .params import ConfigError, Params, check_name
 from .records import FRAME_FIELDS, RECORD_FIELDS, Record, parse_time, read_frames, read_records, utc_now
 from .redact import clip, redact
 
@@ -43,9 +43,15 @@ def notebooks_dir() -> Path:
 
 
 def new_run_dir(out: Path, env: str) -> tuple[Path, str]:
+    """A new run folder ``out/<env>/<UTC time>-<short id>``, always inside ``out`` (ConfigError otherwise)."""
+    check_name(env, "environment")
     run_id = short_id()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = (out / env / f"{stamp}-{run_id}").resolve()
+    root = out.resolve()
+    run_dir = (root / env / f"{stamp}-{run_id}").resolve()
+    if not run_dir.is_relative_to(root):  # checked after resolving: a symbolic link may lead out
+        raise ConfigError(f"the run folder would be {run_dir}, outside the outputs root {root} "
+                          f"({root / env} leads elsewhere); a run folder always stays inside --out")
     run_dir.mkdir(parents=True, exist_ok=False)
     return run_dir, run_id
 

@@ -181,6 +181,35 @@ def test_no_path_sends_a_test_credential_to_a_production_host(tmp_path, monkeypa
     assert all("is a production host" in r.message for r in refused), [r.message for r in refused]
 
 
+# -- names and the run folder ---------------------------------------------------------------------
+
+def test_the_run_folder_stays_inside_out(tmp_path):
+    from netra_nb.runner import new_run_dir
+    out = tmp_path / "out"
+    run_dir, _ = new_run_dir(out, "staging")
+    assert run_dir.parent == (out / "staging").resolve()
+    for env in ("../../x", "..", "a/b", "/abs"):
+        with pytest.raises(ConfigError, match="must be a plain name"):
+            new_run_dir(out, env)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / "linked").symlink_to(elsewhere)
+    with pytest.raises(ConfigError, match="outside the outputs root"):
+        new_run_dir(out, "linked")
+    assert not any(elsewhere.iterdir())
+
+
+def test_a_name_that_climbs_out_exits_2(tmp_path, healthy_platform):
+    from kit_helpers import write_params
+    f = write_params(tmp_path / "p.yaml", healthy_platform)
+    proc = _cli("run", "../../x", "--params", str(f), "--out", str(tmp_path / "a" / "b" / "out"))
+    assert proc.returncode == 2 and "environment '../../x' must be a plain name" in proc.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["p.yaml"]
+    f.write_text(yaml.safe_dump({**yaml.safe_load(f.read_text()), "name": "../../x"}))
+    proc = _cli("run", "x", "--params", str(f), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "name '../../x' must be a plain name" in proc.stderr
+
+
 def test_the_token_probe_is_harmless_anywhere():
     """The differential probe's wrong token is signed with a secret made up for it: no server trusts
     it, so the guard does not apply to it (and it is no test credential)."""
