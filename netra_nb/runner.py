@@ -24,7 +24,7 @@ from .checks import PHASE_CHECKS, short_id
 from .diagnosis import counts, golden_path
 from .params import ConfigError, Params, check_name
 from .records import FRAME_FIELDS, RECORD_FIELDS, Record, parse_time, read_frames, read_records, utc_now
-from .redact import clip, redact
+from .redact import clip, redact, scrub_tree
 
 __all__ = ["PHASE_NOTEBOOKS", "REPORT_NOTEBOOK", "RunResult", "new_run_dir", "run_phases", "run_notebook", "finalize_run",
            "exit_code", "notebooks_dir", "write_run_json", "read_run_json"]
@@ -226,7 +226,8 @@ def _to_parquet(rows: list[dict[str, Any]], columns: tuple[str, ...], path: Path
 
 
 def finalize_run(run_dir: str | Path, *, report: bool = True) -> dict[str, Any]:
-    """Write results.parquet, events.parquet, summary.json, junit.xml, summary.md and the report.
+    """Write results.parquet, events.parquet, summary.json, junit.xml, summary.md and the report, then
+    pass :func:`netra_nb.redact.scrub_tree` over the whole folder.
 
     Works on a partial folder (a run killed half-way): it uses the rows that were written and
     says in ``summary.json`` (``unfinished_phases``) which phases did not finish.
@@ -260,6 +261,9 @@ def finalize_run(run_dir: str | Path, *, report: bool = True) -> dict[str, Any]:
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     _artifacts(run_dir, records, frames, summary, report=report)
+    # The last net, after every file is written: a secret that reached any file of the folder (a
+    # notebook's output, a log) is removed from it.
+    scrub_tree(run_dir)
     return summary
 
 
