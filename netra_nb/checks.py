@@ -26,7 +26,7 @@ from .http import HttpObservation, http_call, new_client
 from .judge import Verdict, judge_agent_run, judge_http, judge_reply, judge_session_end, judge_welcome, judge_ws_failure
 from .params import ConfigError, Params, env_names
 from .records import Frame, Record, append_jsonl, utc_now
-from .redact import clip, redact, register_secret, register_secret_vars
+from .redact import clip, redact, redact_obj, register_secret, register_secret_vars
 from .ws import WsObservation, WsSession
 
 __all__ = ["Context", "Outcome", "CHECKS", "PHASE_CHECKS", "CheckSpec", "short_id"]
@@ -205,7 +205,7 @@ class Context:
             run_ids = [f.norm.run_id for f in w.frames if f.direction == "received" and f.norm.event in AGENT_EVENTS and f.norm.run_id]
             if run_ids:
                 fields["server_run_id"] = run_ids[0]
-        fields.update(o.extra)
+        fields.update(redact_obj(o.extra))  # a phase's own fields (the fleet's close reason) are evidence too
         status = v.status
         category = v.category
         message = v.message

@@ -90,20 +90,22 @@ class Recorder(_Loop):
 class LeakyPlatform(_Loop):
     """HTTP and WebSocket on one port, echoing ``leaks`` (and any Authorization it receives) everywhere.
 
-    ``pad`` characters come before each leak in the long texts, so that a kit cutting at ``pad``
-    characters (or a few past it) would cut through the secret.
+    In the long texts each leak comes after ``http_pad`` characters (HTTP bodies) or ``ws_pad``
+    (frames): a kit that cut there before redacting (the judges' 600, ws.py's 2000) would keep
+    the first characters of the secret.
     """
 
-    def __init__(self, leaks: list[str], pad: int = 1995) -> None:
+    def __init__(self, leaks: list[str], http_pad: int = 560, ws_pad: int = 1930) -> None:
         super().__init__()
         self.leaks = list(leaks)
-        self.pad = pad
+        self.http_pad = http_pad
+        self.ws_pad = ws_pad
 
     def _debug(self, extra: str = "") -> str:
         return " ".join(["debug:", *self.leaks, extra]).strip()
 
-    def _long(self, extra: str = "") -> str:
-        return "".join("x" * self.pad + leak + " " for leak in [*self.leaks, extra] if leak)
+    def _long(self, pad: int, extra: str = "") -> str:
+        return "".join("x" * pad + leak + " " for leak in [*self.leaks, extra] if leak)
 
     async def _start(self):
         self.server = await serve(self._session, "127.0.0.1", 0, process_request=self._http, max_size=None)
@@ -118,11 +120,11 @@ class LeakyPlatform(_Loop):
             return None  # go on with the handshake
         seen = request.headers.get("Authorization", "")
         if request.path in ("/health", "/api/health"):  # a failure: the body becomes evidence
-            status, body = 503, {"status": "unhealthy", "message": self._long(seen)}
+            status, body = 503, {"status": "unhealthy", "message": self._long(self.http_pad, seen)}
         elif request.path == "/api/mcp/servers":  # a pass whose message quotes the servers' names
             status, body = 200, {"data": [{"name": f"netra-mcp {leak}", "status": "connected"} for leak in self.leaks]}
         else:
-            status, body = 500, {"error": self._long(seen), "trace": self._debug(seen)}
+            status, body = 500, {"error": self._long(self.http_pad, seen), "trace": self._debug(seen)}
         text = json.dumps(body)
         headers = Headers({"Content-Type": "application/json", "Content-Length": str(len(text.encode())),
                            "Set-Cookie": f"session={self.leaks[0]}; Path=/", "X-Debug-Key": self.leaks[0],
@@ -135,12 +137,16 @@ class LeakyPlatform(_Loop):
                                   "data": {"mode": "main", "connection_id": "main_leak", "debug": self._debug(seen)}}))
         try:
             async for message in ws:
-                data = json.loads(message) if isinstance(message, str) and message.startswith("{") else {}
+                try:
+                    data = json.loads(message)
+                except ValueError:
+                    data = None
+                data = data if isinstance(data, dict) else {}
                 if data.get("type") == "ping":
                     await ws.send(json.dumps({"type": "pong", "debug": self._debug(seen)}))
                     continue
                 await ws.send(json.dumps({"type": "error_message", "error_code": "INTERNAL",
-                                          "error_message": self._long(seen), "echo": message}))
+                                          "error_message": self._long(self.ws_pad, seen), "echo": message}))
                 await ws.close(1011, f"debug {self.leaks[0]}"[:120])
                 return
         except Exception:  # noqa: BLE001 - a leaky server does not care
