@@ -166,9 +166,10 @@ _RULES: list[tuple[tuple[str, ...], re.Pattern[str], Any]] = [
     (("-----begin",), re.compile(r"-----BEGIN[A-Z ]*PRIVATE KEY-----.*?(?:-----END[A-Z ]*PRIVATE KEY-----|\Z)", re.S),
      REDACTED),
     (("eyj",), JWT_PATTERN, REDACTED),
+    # (the value is never the scheme word itself: "Bearer [REDACTED]" stays as it is)
     (("authorization",), re.compile(
         r"(?i)(\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token|digest|negotiate|jwt)\s+)?)"
-        + _VALUE), _keep_prefix),
+        r"(?!(?:bearer|basic|token|digest|negotiate|jwt)\s)" + _VALUE), _keep_prefix),
     (("bearer",), re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}"), _keep_prefix),
     (("jwt", "bearer"), re.compile(r"(?i)(\b(?:jwt|jwt-auth|bearer)\.)[A-Za-z0-9._~+/=-]{8,}"), _keep_prefix),
     (("cookie",), re.compile(r"(?i)(\b(?:set-)?cookie[\"']?\s*[:=]\s*[\"']?)([^\r\n\"'\\]*)"), _cookie_values),

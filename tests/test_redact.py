@@ -2,8 +2,9 @@
 the last pass over a run folder; then property tests that a registered secret placed anywhere in any
 text never survives, whole or as a piece of 8 characters, through any path that cuts text.
 
-Sizes of the property tests (Hypothesis examples per run): ``clip`` 400; each judge builder 150;
-frames kept by ``ws.py`` (a real WebSocket on loopback) 60; the JUnit writer 100; ``summary.md`` 60.
+Sizes of the property tests (Hypothesis examples per run): ``clip`` 400; the judges' builders 150
+(each example through all seven); frames kept by ``ws.py`` (a real WebSocket on loopback) 60; the
+JUnit writer 100; ``summary.md`` 60; and redacting twice changes nothing more: 200.
 """
 
 from __future__ import annotations
@@ -94,6 +95,16 @@ KEPT = [
 @pytest.mark.parametrize("text", KEPT)
 def test_evidence_without_secrets_is_kept_as_it_is(text):
     assert redact(text) == text
+
+
+fragments = st.sampled_from([text for text, _ in CAUGHT] + KEPT + ["Authorization: Bearer [REDACTED]", "\n", " "])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(fragments, st.text(max_size=40)), max_size=8))
+def test_redacting_twice_changes_nothing_more(parts):
+    once = redact("".join(parts))
+    assert redact(once) == once
 
 
 def test_registered_values_are_removed_in_every_form_they_are_written_in():
