@@ -27,6 +27,7 @@ import json
 import os
 import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import quote, quote_plus
@@ -40,9 +41,8 @@ MIN_SECRET = 4
 
 _lock = threading.Lock()
 _secrets: set[str] = set()  # the values as registered
-_forms: set[str] = set()  # the values and their encoded forms, what the pattern matches
-_compiled: tuple[re.Pattern[str], re.Pattern[str]] | None = None
-_dirty = False
+_pending: set[str] = set()  # their encoded forms not compiled yet
+_tiers: list[_Tier] = []  # the compiled forms, in groups of falling size
 
 #: A JWT: three base64url parts, the first two JSON objects (so starting "eyJ").
 JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
@@ -61,29 +61,81 @@ def _encoded_forms(value: str) -> set[str]:
 def register_secret(value: str | None) -> None:
     """Remember a secret value so that :func:`redact` removes it from any text.
 
-    Registering is O(1); the combined pattern is rebuilt lazily on the next :func:`redact`, so
-    registering a token per user for hundreds of users costs one compile, not one per token.
+    Registering is O(1); the pattern is compiled lazily on the next :func:`redact`, so registering
+    a token per user for hundreds of users costs one compile, not one per token.
     """
-    global _dirty
     if not value or not isinstance(value, str) or len(value) < MIN_SECRET:
         return
     with _lock:
         if value not in _secrets:
             _secrets.add(value)
-            _forms.update(_encoded_forms(value))
-            _dirty = True
+            _pending.update(_encoded_forms(value))
 
 
-def _known() -> tuple[re.Pattern[str], re.Pattern[str]] | None:
-    """(any form anywhere, every form at every position): the second finds overlapping occurrences."""
-    global _compiled, _dirty
-    if _dirty:
+def _trie_pattern(words: Iterable[str]) -> str:
+    """A regex matching any of ``words``, the longest one where several start at the same place.
+
+    The words are merged into a prefix tree, so a scan costs a few steps per character whatever
+    their number (a plain alternation tries every word at every position: with a thousand
+    registered tokens, milliseconds per frame). Chains without a branch become one literal, so
+    the nesting is as deep as the branching, not as long as a token.
+    """
+    end = ""  # the key marking "a word ends here" ("" is no character)
+    root: dict[str, Any] = {}
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[end] = True
+
+    def emit(node: dict[str, Any]) -> str:
+        branches = []
+        for char in sorted(c for c in node if c != end):
+            literal, child = re.escape(char), node[char]
+            while len(child) == 1 and end not in child:  # a chain: one next character, no word ending
+                (char, child), = child.items()
+                literal += re.escape(char)
+            branches.append(literal + emit(child))
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        # A word may end here: the longer continuations are tried first (greedy), then nothing.
+        return f"(?:{body})?" if end in node else body
+
+    return emit(root)
+
+
+@dataclass(frozen=True)
+class _Tier:
+    """A group of registered forms and its two patterns: any form anywhere (a quick test), and every
+    form at every position (a lookahead, so overlapping occurrences are all found)."""
+
+    forms: frozenset[str]
+    anywhere: re.Pattern[str]
+    everywhere: re.Pattern[str]
+
+    @classmethod
+    def of(cls, forms: Iterable[str]) -> "_Tier":
+        pattern = _trie_pattern(forms)
+        return cls(frozenset(forms), re.compile(pattern), re.compile(f"(?=({pattern}))"))
+
+
+def _known() -> list[_Tier]:
+    """The compiled groups of registered forms, with every registered form in one of them.
+
+    The groups are kept like the digits of a binary counter: new forms make a group of their own,
+    merged with the groups no larger than it. Registering and redacting in turn (a token per user,
+    each answer judged) so compiles O(n log n) forms in all, not O(n²); a redact searches O(log n) groups.
+    """
+    if _pending:
         with _lock:
-            if _dirty:
-                alternatives = "|".join(re.escape(s) for s in sorted(_forms, key=len, reverse=True))
-                _compiled = (re.compile(alternatives), re.compile(f"(?=({alternatives}))"))
-                _dirty = False
-    return _compiled
+            if _pending:
+                forms = set(_pending)
+                while _tiers and len(_tiers[-1].forms) <= len(forms):
+                    forms |= _tiers.pop().forms
+                _tiers.append(_Tier.of(forms))
+                _pending.clear()
+    return _tiers
 
 
 def known_secrets() -> frozenset[str]:
@@ -97,16 +149,15 @@ def _redact_known(text: str) -> str:
     A plain alternation would replace the leftmost match and resume after it, leaving the rest
     of a second secret that overlaps the first; here every position is tried and the spans merged.
     """
-    compiled = _known()
-    if compiled is None:
-        return text
-    anywhere, everywhere = compiled
-    first = anywhere.search(text)
-    if first is None:
+    found: list[tuple[int, int]] = []
+    for tier in _known():
+        first = tier.anywhere.search(text)
+        if first is not None:
+            found += [(m.start(), m.end(1)) for m in tier.everywhere.finditer(text, first.start())]
+    if not found:
         return text
     spans: list[list[int]] = []
-    for m in everywhere.finditer(text, first.start()):
-        start, end = m.start(), m.end(1)
+    for start, end in sorted(found):
         if spans and start <= spans[-1][1]:
             spans[-1][1] = max(spans[-1][1], end)
         else:

@@ -121,10 +121,22 @@ def test_overlapping_secrets_both_go():
     # One secret's end is another's start: a leftmost-match replace would leave the second's tail.
     a, b = "AAAA1111BBBB2222", "BBBB2222CCCC3333"
     register_secret(a)
+    assert redact(a) == REDACTED  # compiled before b is registered: the two are in different groups
     register_secret(b)
     out = redact(f"x {a[:8]}{b} y")
     assert out == f"x {REDACTED} y"
     assert redact(f"x {a}CCCC3333 y") == f"x {REDACTED} y"
+
+
+def test_secrets_registered_between_redactions_all_stay_registered():
+    # A fleet registers a token per user while it judges the answers: every one must keep working.
+    values = [f"fleet-{i}-{os.urandom(6).hex()}" for i in range(300)]
+    for i, value in enumerate(values):
+        register_secret(value)
+        assert redact(f"<{value}>") == f"<{REDACTED}>"
+        if i % 37 == 0:
+            assert all(redact(v) == REDACTED for v in values[:i + 1])
+    assert redact(" ".join(values)) == " ".join([REDACTED] * len(values))
 
 
 def test_too_short_values_are_not_registered():
