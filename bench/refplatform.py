@@ -76,6 +76,7 @@ class Platform:
         """Params (as a dict, for params files too) pointing at this platform: E2E tokens, generous timeouts."""
         data = {
             "name": "local", "base_url": self.base_url, "ws_url": self.ws_url, "auth_url": self.base_url,
+            "allow_test_auth": True,
             "auth": {"method": "e2e_endpoint", "key_env": KEY_ENV, "secret_env": SECRET_ENV, "placement": "header"},
             "timeouts": {"http": 10, "ws_open": 10, "agent_run": 30, "run": 900},
             "agent": {"message_type": "start_agent", "request": "Analyze test data for pipeline validation"},

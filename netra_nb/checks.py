@@ -29,9 +29,9 @@ from .frames import AGENT_EVENTS, FAILURE_EVENTS, Normalized
 from .http import HttpObservation, http_call, new_client
 from .judge import (Identity, Verdict, agent_run_view, close_category, judge_agent_run, judge_execute, judge_http,
                     judge_reply, judge_session_end, judge_welcome, judge_ws_failure, run_finished)
-from .params import ConfigError, Params
+from .params import ConfigError, Params, env_names
 from .records import Frame, Record, append_jsonl, utc_now
-from .redact import redact, register_secret
+from .redact import clip, redact, redact_obj, register_secret, register_secret_vars
 from .ws import WsObservation, WsSession
 
 __all__ = ["Context", "Outcome", "CHECKS", "PHASE_CHECKS", "CheckSpec", "short_id", "STAGES", "agent_request",
@@ -128,6 +128,9 @@ class Context:
     def __init__(self, params: Params, *, phase: str = "adhoc", run_dir: str | Path | None = None,
                  run_id: str | None = None, progress: Callable[[str], None] | None = None) -> None:
         self.params = params
+        # Params built in code skip parse_params: register their variables' values here too, so an
+        # echoing server cannot put one (used by this run or not) into a record.
+        register_secret_vars(env_names(params))
         self.phase = phase
         self.run_dir = Path(run_dir) if run_dir else None
         self.run_id = run_id or short_id()
@@ -205,12 +208,12 @@ class Context:
                                          timeout=STAGES["auth_health"](p))
                 up = health.status is not None and 200 <= health.status < 300
                 if up or (said and obs.status != 503):
-                    body_text = redact(obs.text.strip())[:200]
+                    body_text = clip(obs.text.strip(), 200)
                     verdict = Verdict(
                         "fail", "auth_unavailable",
                         f"{what}: HTTP {obs.status} {body_text!r} while the auth service's /health answers "
                         f"{health.status if health.status is not None else 'nothing'}: this environment does not offer "
-                        f"the E2E method", f"{verdict.detail}; auth /health: HTTP {health.status} {redact(health.text)[:200]}")
+                        f"the E2E method", f"{verdict.detail}; auth /health: HTTP {health.status} {clip(health.text, 200)}")
         return verdict, obs, (obs.json if verdict.status in ("pass", "degraded") else {})
 
     async def ensure_token(self) -> Outcome | None:
@@ -261,8 +264,8 @@ class Context:
         except ConfigError as exc:
             outcome = Outcome(Verdict("error", "config_error", str(exc), ""))
         except Exception as exc:  # noqa: BLE001 - the kit must yield a row whatever happens
-            tb = redact("".join(traceback.format_exception(exc)))[-2000:]
-            outcome = Outcome(Verdict("error", "client_error", f"the check crashed: {type(exc).__name__}: {redact(str(exc))[:200]}", tb))
+            tb = clip("".join(traceback.format_exception(exc)), 2000, tail=True)
+            outcome = Outcome(Verdict("error", "client_error", f"the check crashed: {type(exc).__name__}: {clip(str(exc), 200)}", tb))
         finally:
             _LIVE.reset(scope)
         duration = time.perf_counter() - t0
@@ -337,7 +340,7 @@ class Context:
             run_ids = [f.norm.run_id for f in w.after_request() if f.norm.event in AGENT_EVENTS and f.norm.run_id]
             if run_ids:
                 fields["server_run_id"] = run_ids[0]
-        fields.update(o.extra)
+        fields.update(redact_obj(o.extra))  # a phase's own fields (the fleet's close reason) are evidence too
         status = v.status
         category = v.category
         message = v.message
@@ -361,7 +364,7 @@ class Context:
                 out.append(Frame(
                     run_id=self.run_id, phase=self.phase, check=spec.name, seq=seq, t_s=round(f.t, 6),
                     direction=f.direction, type=f.norm.raw_type, event=f.norm.event if f.direction != "close" else "close",
-                    size=f.size, run=f.norm.run_id, user_id=f.norm.user_id, text=f.text[:1000], session=session,
+                    size=f.size, run=f.norm.run_id, user_id=f.norm.user_id, text=clip(f.text, 1000), session=session,
                 ))
         return out
 
@@ -459,14 +462,14 @@ class Context:
             if o.opened:
                 return f"upgrade {label} → {o.upgrade_status}: a session opened"
             status, body = answer(o)
-            return f"upgrade {label} → {status}" + (f" {body[:80]!r}" if body else " (empty body)")
+            return f"upgrade {label} → {status}" + (f" {clip(body, 80)!r}" if body else " (empty body)")
 
         ours_answers = [answer(obs), answer(none_obs), answer(wrong_obs)]
         findings = [said(f"at {ours} with our token", obs), said("with no token", none_obs),
                     said("with a wrong token", wrong_obs), said(f"at {bogus} (no route there) with our token", bogus_obs)]
         findings += [said(f"at {path} with our token", o) for path, o in other_obs.items()]
         findings.append(f"HTTP GET {ours} → {g.status if g.status is not None else type(g.exception).__name__}"
-                        + (f" ({g.headers.get('content-type', '')}) {redact(g.text)[:120]!r}" if g.status else ""))
+                        + (f" ({g.headers.get('content-type', '')}) {clip(g.text, 120)!r}" if g.status else ""))
         opened_at = [path for path, o in other_obs.items() if o.opened]
         says_auth = any(_AUTH_WORDS.search(body) for _, body in ours_answers)
         told_apart = len(set(ours_answers)) > 1

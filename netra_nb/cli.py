@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from .params import ConfigError, load_params, params_dir
+from .params import ConfigError, check_name, load_params, params_dir
 from .redact import redact, register_env_secrets, register_secret
 
 EXIT_USAGE = 2
@@ -45,7 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     params_file = Path(args.params) if args.params else params_dir() / f"{args.env}.yaml"
     params = load_params(args.env, path=args.params) if args.params else load_params(args.env)
     if args.params and args.env and args.env != params.name:
-        params = params.with_overrides(name=args.env)
+        params = params.with_overrides(name=check_name(args.env, "environment"))
     check_auth_config(params)
     phases = _phases(args.phase)
     result = run_phases(params, params_file.resolve(), Path(args.out), phases=phases, jobs=args.jobs,

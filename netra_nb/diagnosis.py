@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 
 from .categories import SEVERITY, category_info
 from .records import PASSING, Record, field_of
+from .redact import clip
 
 __all__ = ["GoldenPath", "Finding", "golden_path", "findings", "counts", "is_agent_run", "AGENT_RUN_CHECKS",
            "PHASE_ORDER", "phase_rank"]
@@ -140,7 +141,7 @@ def findings(records: Iterable[Record | Mapping[str, Any]]) -> list[Finding]:
             text = f"{_get(r, 'phase')}/{_get(r, 'check')}: {_get(r, 'message', '')}"
             detail = (_get(r, "detail") or "").strip()
             if detail:
-                text += f" — {detail[:300]}"
+                text += f" — {clip(detail, 300)}"
             evidence.append(text)
         out.append(Finding(
             category=category,

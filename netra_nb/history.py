@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from .records import PASSING, RECORD_FIELDS, parse_time, read_jsonl
+from .redact import clip
 
 __all__ = [
     "HISTORY_DIR",
@@ -142,7 +143,7 @@ def _cell(name: str, value: Any, arrow_type: Any) -> Any:
         return int(number) if pa.types.is_integer(arrow_type) else number
     if not isinstance(value, str):
         value = json.dumps(value, default=str)
-    return value[:_DETAIL_LIMIT] if name == "detail" else value
+    return clip(value, _DETAIL_LIMIT) if name == "detail" else value
 
 
 def _run_table(rows: list[dict[str, Any]], run_key: str, started: datetime, run_id: str, env: str):

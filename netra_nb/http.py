@@ -17,6 +17,8 @@ from typing import Any
 import httpcore
 import httpx
 
+from .redact import clip
+
 __all__ = ["HttpObservation", "http_call", "new_client", "MAX_BODY"]
 
 MAX_BODY = 1 << 20  # bodies larger than this are cut; the evidence only needs the start
@@ -43,7 +45,8 @@ class HttpObservation:
 
     @property
     def text(self) -> str:
-        return self.body[:2000].decode("utf-8", errors="replace")
+        """The whole body as text (not redacted: cut it with :func:`netra_nb.redact.clip`, which redacts first)."""
+        return self.body.decode("utf-8", errors="replace")
 
 
 #: The byte counters [sent, received] of the request the current task is making (see :func:`http_call`).
@@ -200,7 +203,7 @@ async def _call_once(
         try:
             obs.json = json.loads(obs.body)
         except (ValueError, RecursionError) as exc:
-            obs.json_error = str(exc)[:200]
+            obs.json_error = clip(str(exc), 200)
     elif obs.status is not None:
         obs.json_error = "empty body"
     return obs

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
 from .frames import AGENT_EVENTS, COMPLETED_OK, FAILURE_EVENTS, KEEPALIVE, Normalized, check_order, is_blank
-from .redact import redact
+from .redact import clip, redact
 
 __all__ = [
     "Verdict",
@@ -68,11 +68,6 @@ class Verdict:
 
 def status_for_duration(duration_s: float, sla_s: float | None) -> str:
     return "degraded" if sla_s is not None and duration_s > sla_s else "pass"
-
-
-def _cut(text: Any, limit: int) -> str:
-    """Redact first, then cut (a cut through a secret would leave a piece the redactor cannot match)."""
-    return redact(str(text))[:limit]
 
 
 # -- identity -----------------------------------------------------------------------------------
@@ -143,7 +138,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def _exc_text(exc: BaseException) -> str:
-    return _cut(f"{type(exc).__name__}: {exc}".strip(), 500)
+    return clip(f"{type(exc).__name__}: {exc}".strip(), 500)
 
 
 _DNS_WORDS = re.compile(r"name or service not known|nodename nor servname|temporary failure in name resolution"
@@ -240,7 +235,7 @@ def judge_http(
         # The head arrived but the body did not finish in time.
         return Verdict("fail", "read_timeout", f"{what}: HTTP {obs.status} but the body never finished",
                        f"after {timing}: {_exc_text(obs.exception)}")
-    body = _cut(obs.text, 600)
+    body = clip(obs.text, 600)
     if obs.status != expect_status:
         category = _http_status_category(obs.status)
         return Verdict("fail", category, f"{what}: HTTP {obs.status} (expected {expect_status})",
@@ -314,7 +309,7 @@ def canned_evidence(result: Any, request: str | None, *, frame: Any = None) -> s
     text = _text_of(result)
     word = _CANNED_WORDS.search(text)
     if word:
-        return f"the answer calls itself {word.group(0)!r}: {_cut(text, 160)!r}"
+        return f"the answer calls itself {word.group(0)!r}: {clip(text, 160)!r}"
     flags = _flags(frame if frame is not None else result)
     if flags:
         return f"the server flags the answer: {', '.join(dict.fromkeys(flags))}"
@@ -323,7 +318,7 @@ def canned_evidence(result: Any, request: str | None, *, frame: Any = None) -> s
         if req in lowered:
             rest = re.sub(r"[\W_]+", "", lowered.replace(req, ""))
             if len(rest) <= _ECHO_REST:
-                return f"the answer is our request wrapped in a fixed phrase: {_cut(text, 160)!r}"
+                return f"the answer is our request wrapped in a fixed phrase: {clip(text, 160)!r}"
     return None
 
 
@@ -344,7 +339,7 @@ def judge_execute(obs: Any, request: str, sla_s: float | None = None) -> Verdict
     if verdict.category != "ok":
         return verdict
     data = obs.json
-    body = _cut(obs.text, 600)
+    body = clip(obs.text, 600)
     state = str(data.get("status", "")).lower()
     if state in unavailable:
         return Verdict("fail", "http_unavailable",
@@ -358,7 +353,7 @@ def judge_execute(obs: Any, request: str, sla_s: float | None = None) -> Verdict
                        f"body: {body}")
     said = _ERROR_TEXT.search(_text_of(data.get("response")))
     if said or not is_blank(data.get("error")):
-        what = f"response {_cut(_text_of(data.get('response')), 160)!r}" if said else f"error {_cut(data.get('error'), 160)!r}"
+        what = f"response {clip(_text_of(data.get('response')), 160)!r}" if said else f"error {clip(data.get('error'), 160)!r}"
         return Verdict("fail", "agent_failed",
                        f"POST /api/agents/execute: status {data.get('status')!r} but the {what}: the agent did not run",
                        f"body: {body}")
@@ -471,7 +466,7 @@ _EXC_NAME = re.compile(r"\b([A-Z][A-Za-z0-9]*(?:Error|Exception))\b")
 def _error_frame_text(frame: Any) -> str:
     """An error frame in words: its code, its message and the exception it names (``RecursionError``)."""
     n = frame.norm
-    parts = [p for p in (n.error_code, repr(_cut(n.message, 160)) if n.message else None) if p]
+    parts = [p for p in (n.error_code, repr(clip(n.message, 160)) if n.message else None) if p]
     names = [m for m in dict.fromkeys(_EXC_NAME.findall(frame.text)) if m not in (n.error_code or "")]
     if names:
         parts.append(f"(names {', '.join(names[:3])})")
@@ -497,7 +492,7 @@ def judge_ws_failure(obs: Any) -> Verdict | None:
             category = "ws_route_missing"
         else:
             category = "contract_mismatch"
-        body = obs.upgrade_body[:300].strip()
+        body = clip(obs.upgrade_body, 300).strip()
         return Verdict("fail", category, f"WebSocket upgrade refused: HTTP {code}",
                        f"server rejected WebSocket connection: HTTP {code} after {timing}; "
                        f"placement={obs.placement}; body: {body!r}" if body else
@@ -534,7 +529,7 @@ def judge_session_end(obs: Any, missing: str) -> Verdict:
     if errors and not any(f.norm.event in AGENT_EVENTS for f in received):
         return Verdict("fail", "ws_error_frame",
                        f"{missing}: the server sent an error frame {_error_frame_text(errors[0])}{closing}",
-                       f"first error frame: {errors[0].text[:400]}; frames: {frames}")
+                       f"first error frame: {clip(errors[0].text, 400)}; frames: {frames}")
     if close_cat:
         label = _CLOSE_TEXT.get(close_cat, "the WebSocket closed")
         return Verdict("fail", close_cat, f"{missing}: {label} ({_close_text(obs)})", f"frames: {frames}")
@@ -542,12 +537,12 @@ def judge_session_end(obs: Any, missing: str) -> Verdict:
     if bad:
         return Verdict("fail", "contract_mismatch",
                        f"{missing}: {len(bad)} frame(s) were not JSON objects ({bad[0].norm.raw_type})",
-                       f"first bad frame: {bad[0].text[:200]}; frames: {frames}")
+                       f"first bad frame: {clip(bad[0].text, 200)}; frames: {frames}")
     odd = [f for f in received if f.norm.event == "other"]
     if odd:
         return Verdict("fail", "contract_mismatch",
                        f"{missing}: the server sent frames of no known shape ({odd[0].norm.raw_type})",
-                       f"first such frame: {odd[0].text[:300]}; frames: {frames}")
+                       f"first such frame: {clip(odd[0].text, 300)}; frames: {frames}")
     return Verdict("fail", "ws_no_reply", f"{missing}: the server sent nothing", f"frames: {frames}")
 
 
@@ -716,26 +711,26 @@ def _judge_run(obs: Any, view: RunView, identity: Identity, request: str | None,
         if n.status is not None and n.status.strip().lower() not in COMPLETED_OK:
             return Verdict("fail", "agent_failed",
                            f"agent_completed arrived with status {n.status!r}, not 'completed'",
-                           f"agent_completed: {completed.text[:400]}; events: {seen}")
+                           f"agent_completed: {clip(completed.text, 400)}; events: {seen}")
         if missing and bad:
             return Verdict("fail", "contract_mismatch",
                            f"{len(bad)} frame(s) that are not JSON objects came in place of {', '.join(missing)}",
-                           f"first bad frame: {bad[0].text[:200]}; events: {seen}; frames: {frames}")
+                           f"first bad frame: {clip(bad[0].text, 200)}; events: {seen}; frames: {frames}")
         if missing:
             return Verdict("fail", "agent_incomplete", f"agent_completed arrived without {', '.join(missing)}",
                            f"events: {seen}; frames: {frames}{note}")
         if n.result is None:
             return Verdict("fail", "agent_empty_result", "agent_completed arrived without a result",
-                           f"agent_completed: {completed.text[:400]}")
+                           f"agent_completed: {clip(completed.text, 400)}")
         why = canned_evidence(n.result, request, frame=n.data)
         if why:
             return Verdict("fail", "mock_fallback", f"the agent run returned a canned stand-in: {why}",
-                           f"agent_completed {elapsed:.3f}s after our request: {completed.text[:400]}; frames: {frames}")
+                           f"agent_completed {elapsed:.3f}s after our request: {clip(completed.text, 400)}; frames: {frames}")
         status = status_for_duration(elapsed, sla_s)
         sla = f" (slower than the SLA of {sla_s}s)" if status == "degraded" else ""
         return Verdict(status, "ok",
                        f"agent run completed in {elapsed:.3f}s with all five events and a result{sla}",
-                       f"result: {_cut(_text_of(n.result), 400)}; our run told by: {view.how}; frames: {frames}{note}")
+                       f"result: {clip(_text_of(n.result), 400)}; our run told by: {view.how}; frames: {frames}{note}")
     # Not completed: why?
     errors = [f for f in after if f.norm.event == "error"]
     if errors and not seen:
@@ -747,13 +742,13 @@ def _judge_run(obs: Any, view: RunView, identity: Identity, request: str | None,
         return Verdict("fail", category,
                        f"the agent run did not start: {err.t - obs.request_t:.3f}s after our request the server sent "
                        f"an error frame {_error_frame_text(err)}{closing}",
-                       f"first error frame: {err.text[:400]}; frames: {frames}")
+                       f"first error frame: {clip(err.text, 400)}; frames: {frames}")
     if _ended(obs):
         return judge_session_end(obs, "the agent run did not complete" if seen else "no agent event")
     if bad:
         return Verdict("fail", "contract_mismatch",
                        f"the agent run did not complete; {len(bad)} frame(s) were not JSON objects ({bad[0].norm.raw_type})",
-                       f"first bad frame: {bad[0].text[:200]}; events: {seen}; frames: {frames}")
+                       f"first bad frame: {clip(bad[0].text, 200)}; events: {seen}; frames: {frames}")
     if not seen:
         others = [f for f in after if f.norm.event not in RUN_EVENTS]
         only = f" (only {_raw_types(others)})" if others else " (nothing at all)"
@@ -791,7 +786,7 @@ def _judge_reply(obs: Any, expected: Callable[[Normalized], bool], expectation: 
     if match is not None:
         elapsed = match.t - obs.request_t
         status = status_for_duration(elapsed, sla_s)
-        return Verdict(status, "ok", f"{expectation} in {elapsed:.3f}s", f"reply: {match.text[:300]}")
+        return Verdict(status, "ok", f"{expectation} in {elapsed:.3f}s", f"reply: {clip(match.text, 300)}")
     waited = _waited(obs)
     if replies:
         first = replies[0]
@@ -800,7 +795,7 @@ def _judge_reply(obs: Any, expected: Callable[[Normalized], bool], expectation: 
         return Verdict("fail", "contract_mismatch",
                        f"no {expectation}: {first.t - obs.request_t:.3f}s after our message the server answered "
                        f"{said} instead{closing}",
-                       f"reply: {first.text[:300]}; frames: {_frames_text(obs)}")
+                       f"reply: {clip(first.text, 300)}; frames: {_frames_text(obs)}")
     if _ended(obs):
         return judge_session_end(obs, f"no {expectation}")
     keep = [f for f in obs.after_request() if f.norm.event in KEEPALIVE]

@@ -15,6 +15,7 @@ from typing import Any, Coroutine, Iterable, TypeVar
 from .checks import CHECKS, PHASE_CHECKS, Context
 from .params import Params, load_params
 from .records import Record
+from .redact import clip
 
 __all__ = ["run_sync", "Phase", "check", "CheckResult", "records_frame", "duration_chart", "frames_chart"]
 
@@ -122,8 +123,8 @@ class Phase:
                     r = await ctx.run(n)
                     out.append(r)
                     if progress:
-                        print(f"  {_STATUS_MARK.get(r.status, r.status)} {n:<22} {r.duration_s:7.3f}s  "
-                              f"{r.category if r.category != 'ok' else ''} {r.message}"[:300], flush=True)
+                        print(clip(f"  {_STATUS_MARK.get(r.status, r.status)} {n:<22} {r.duration_s:7.3f}s  "
+                                   f"{r.category if r.category != 'ok' else ''} {r.message}", 300), flush=True)
             finally:
                 await ctx.aclose()
             self.frames.extend(ctx.frames)

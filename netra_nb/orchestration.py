@@ -48,7 +48,7 @@ from .judge import Identity, Verdict, agent_run_view, judge_identity
 from .notebook import Phase
 from .params import ConfigError, Params
 from .records import PASSING, utc_now
-from .redact import JWT_PATTERN, register_secret
+from .redact import JWT_PATTERN, clip, register_secret
 from .ws import WsFrame, WsObservation
 
 __all__ = [
@@ -491,10 +491,10 @@ async def check_concurrent_agent_runs(ctx: Context) -> Outcome:
         examples = []
         for cat, _ in failures.most_common():
             ex = next(s for s in fleet.sessions if s.verdict.category == cat)
-            examples.append(f"[{cat}] user {ex.user}: {ex.verdict.message} — {ex.verdict.detail[:300]}")
+            examples.append(f"[{cat}] user {ex.user}: {ex.verdict.message} — {clip(ex.verdict.detail, 300)}")
         verdict = Verdict("fail", dominant,
-                          f"{len(fleet.completed)}/{n} agent runs completed; {k} failed with {dominant} "
-                          f"(user {rep.user}: {rep.verdict.message})"[:400],
+                          clip(f"{len(fleet.completed)}/{n} agent runs completed; {k} failed with {dominant} "
+                               f"(user {rep.user}: {rep.verdict.message})", 400),
                           f"sessions by category: {by_cat}; {evidence}; examples: " + " | ".join(examples))
         if rep.obs is None:
             http = next((u.http for u in fleet.token_failures if u.index == rep.user), None)
@@ -529,8 +529,9 @@ async def check_user_isolation(ctx: Context) -> Outcome:
         rep = ignored[0]
         why = rep.not_ours.message if rep.not_ours is not None else rep.verdict.message
         verdict = Verdict("fail", "ws_auth_ignored",
-                          f"{len(ignored)} of {len(ran)} sessions were not their own user's (user {rep.user}: {why}): "
-                          f"the platform does not tell these users apart, so isolation between them cannot hold"[:400],
+                          clip(f"{len(ignored)} of {len(ran)} sessions were not their own user's (user {rep.user}: "
+                               f"{why}): the platform does not tell these users apart, so isolation between them "
+                               f"cannot hold", 400),
                           f"{note}; {_fleet_evidence(fleet)}")
         return Outcome(verdict, ws=fleet.observations, extra=extra, frames=False)
     if not with_events:
@@ -561,8 +562,8 @@ async def check_user_isolation(ctx: Context) -> Outcome:
     if problems:
         foreign_n = sum(len(s.foreign) for s in leaking)
         verdict = Verdict("fail", "cross_user_leak",
-                          f"{len(leaking)} of {len(ran)} sessions received {foreign_n} agent event(s) of another "
-                          f"user or run: {problems[0]}"[:400],
+                          clip(f"{len(leaking)} of {len(ran)} sessions received {foreign_n} agent event(s) of another "
+                               f"user or run: {problems[0]}", 400),
                           f"{note}; " + " | ".join(problems[:20])
                           + (f" | … and {len(problems) - 20} more" if len(problems) > 20 else "")
                           + f"; {_fleet_evidence(fleet)}")

@@ -1,24 +1,68 @@
 """Parameter files: ``params/<env>.yaml`` loaded and validated, with errors a person can act on.
 
 Secrets are never in a parameter file: it names the environment variables that hold them
-(``auth.key_env``, ``auth.secret_env``, ``auth.token_env``).
+(``auth.key_env``, ``auth.secret_env``, ``auth.token_env``). The values of those variables are
+registered for redaction as soon as the params are parsed, whether or not this run uses them.
+
+What is refused (a :class:`ConfigError`, exit 2 through the CLI):
+
+* a key the kit does not read (a typo: ``timeout:``, ``placment:``), named with its section, its
+  line and the nearest known key; a key given twice;
+* a ``name`` that is not a plain folder name, a ``*_env`` that is not a variable name;
+* **test credentials** (the E2E bypass key, locally signed tokens) unless the file says
+  ``allow_test_auth: true``; to any host that ``params/production.yaml`` names, whatever the file
+  says; over plain ``http://``/``ws://`` to anything but this machine. :func:`guard_test_auth` is
+  the one check: parsing runs it, and so does :mod:`netra_nb.auth` before it hands out a key or
+  signs a token, so params built any other way are held to it too.
 """
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import os
-from dataclasses import dataclass, field, replace
+import re
+from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 import yaml
 
-__all__ = ["ConfigError", "Params", "Auth", "load_params", "params_dir", "parse_params", "known_envs"]
+from .redact import register_secret_vars
+
+__all__ = ["ConfigError", "Params", "Auth", "load_params", "params_dir", "parse_params", "known_envs", "KNOWN_KEYS",
+           "check_name", "env_names", "guard_test_auth", "refused_test_auth", "production_hosts",
+           "TEST_AUTH_METHODS", "SIGNING_FALLBACK_ENV"]
 
 AUTH_METHODS = ("e2e_endpoint", "local_jwt", "token", "none")
+#: The methods that send test credentials: the E2E bypass key, or tokens signed with the shared secret.
+TEST_AUTH_METHODS = {"e2e_endpoint": "the E2E bypass key", "local_jwt": "locally signed tokens"}
 PLACEMENTS = ("header", "subprotocol", "query")
 MESSAGE_TYPES = ("start_agent", "user_message")
+#: local_jwt's second choice for the signing secret (netra-contract.md: JWT_SECRET_STAGING, then this).
+SIGNING_FALLBACK_ENV = "JWT_SECRET_KEY"
+
+#: Every key the kit reads, by section ("" is the top level). A key is added here when the kit
+#: starts reading it; anything else in a params file is a typo and refused.
+KNOWN_KEYS: dict[str, tuple[str, ...]] = {
+    "": ("name", "base_url", "ws_url", "auth_url", "allow_test_auth", "auth", "timeouts", "agent", "orchestration",
+         "sla"),
+    "auth": ("method", "key_env", "secret_env", "token_env", "placement", "email"),
+    "timeouts": ("http", "ws_open", "agent_run", "run"),
+    "agent": ("message_type", "request", "agent_type"),
+    "orchestration": ("users",),
+    "sla": ("http", "agent_run"),
+}
+_SECRET_WORDS = ("secret", "key", "token", "password", "passwd", "credential")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+#: The production hosts of netra-contract.md ("Services and addresses"). production.yaml names
+#: them too; they are here as well so that the guard holds where no production.yaml can be found
+#: (the kit installed without its params folder, a params folder of one's own).
+CONTRACT_PRODUCTION_HOSTS = frozenset({"api.netrasystems.ai", "auth.netrasystems.ai"})
+_KIT_PARAMS = Path(__file__).resolve().parent.parent / "params"
 
 
 class ConfigError(ValueError):
@@ -52,7 +96,8 @@ class Params:
     users: int = 5
     sla_http: float = 2.0
     sla_agent_run: float = 15.0
-    allow_test_auth: bool = True  # production.yaml sets false: no E2E bypass, no local signing
+    #: Test credentials (E2E bypass, local signing) only where a params file says true: fail closed.
+    allow_test_auth: bool = False
     source: str = ""  # the file it came from
 
     def with_overrides(self, **changes: Any) -> "Params":
@@ -68,12 +113,28 @@ def params_dir() -> Path:
     for folder in (here, *here.parents):
         if (folder / "params" / "local.yaml").is_file():
             return folder / "params"
-    return Path(__file__).resolve().parent.parent / "params"
+    return _KIT_PARAMS
 
 
 def known_envs() -> list[str]:
     d = params_dir()
     return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+
+
+def check_name(value: Any, what: str) -> str:
+    """``value`` if it is a plain folder name (it becomes part of a run folder's path), else ConfigError."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ConfigError(
+            f"{what} {value!r} must be a plain name: letters, digits, '.', '_' or '-', starting with a letter "
+            f"or digit, at most 64 characters (it becomes a folder of the run's path)")
+    return value
+
+
+def env_names(params: Params) -> list[str]:
+    """Every environment variable these params make the kit read a secret from (``*_env``, and the
+    signing secret's fallback)."""
+    names = [getattr(params.auth, f.name) for f in fields(Auth) if f.name.endswith("_env")]
+    return list(dict.fromkeys([*names, SIGNING_FALLBACK_ENV]))
 
 
 def load_params(env: str | None = None, path: str | os.PathLike[str] | None = None) -> Params:
@@ -96,14 +157,41 @@ def load_params(env: str | None = None, path: str | os.PathLike[str] | None = No
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {p}: {exc}") from None
+    data, lines = _parse_yaml(text, str(p))
+    return parse_params(data, source=str(p), default_name=env if env and "/" not in env else p.stem, lines=lines)
+
+
+def _parse_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
+    """The document and the line (1-based) of each key, top level and sections (``"auth.placement"``)."""
+    loader = yaml.SafeLoader(text)
     try:
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{p} is not valid YAML{where}: {problem}") from None
-    return parse_params(data, source=str(p), default_name=env if env and "/" not in env else p.stem)
+        raise ConfigError(f"{source} is not valid YAML{where}: {problem}") from None
+    finally:
+        loader.dispose()
+    lines: dict[str, int] = {}
+
+    def walk(mapping: yaml.Node, prefix: str) -> None:
+        for key_node, value_node in mapping.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            path = prefix + str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if path in lines:
+                raise ConfigError(f"{source}: {path} is given twice (lines {lines[path]} and {line}); "
+                                  f"YAML would silently keep the last one: keep one")
+            lines[path] = line
+            if not prefix and isinstance(value_node, yaml.MappingNode):
+                walk(value_node, path + ".")
+
+    if isinstance(node, yaml.MappingNode):
+        walk(node, "")
+    return data, lines
 
 
 def _section(data: Mapping[str, Any], key: str, source: str) -> Mapping[str, Any]:
@@ -111,6 +199,38 @@ def _section(data: Mapping[str, Any], key: str, source: str) -> Mapping[str, Any
     if not isinstance(value, Mapping):
         raise ConfigError(f"{source}: '{key}' must be a mapping, not {type(value).__name__}")
     return value
+
+
+def _unknown_key(section: str, key: str, value: Any, lines: Mapping[str, int]) -> str:
+    """One unknown key described: where it is and what was probably meant (its value is never shown)."""
+    path = f"{section}.{key}" if section else key
+    line = lines.get(path)
+    where = f"unknown key {path}" + (f" (line {line})" if line else "")
+    meant = [f"{section + '.' if section else ''}{k}" for k in difflib.get_close_matches(key, KNOWN_KEYS[section], n=1)]
+    # The right key in the wrong section ("users:" at the top instead of under orchestration).
+    meant += [f"{s + '.' if s else ''}{k}" for s, keys in KNOWN_KEYS.items() if s != section
+              for k in difflib.get_close_matches(key, keys, n=1, cutoff=0.8)]
+    secret_like = any(word in key.lower() for word in _SECRET_WORDS)
+    names_a_variable = isinstance(value, str) and _ENV_VAR.fullmatch(value) is not None
+    if secret_like and not (meant and names_a_variable):
+        # jwt_secret: <the secret>: more than a typo, the secret itself is likely in the file.
+        return (f"{where} looks like a secret; params files name environment variables (key_env, secret_env, "
+                f"token_env), never the secret itself" + (f" (did you mean {meant[0]}?)" if meant else ""))
+    if meant:
+        return f"{where}: did you mean {meant[0]}?"
+    known = ", ".join(KNOWN_KEYS[section])
+    return f"{where}: {'the keys of ' + section if section else 'the top-level keys'} are {known}"
+
+
+def _check_keys(data: Mapping[str, Any], source: str, lines: Mapping[str, int]) -> None:
+    problems = [_unknown_key("", str(k), v, lines) for k, v in data.items() if str(k) not in KNOWN_KEYS[""]]
+    for section in KNOWN_KEYS:
+        value = data.get(section) if section else None
+        if isinstance(value, Mapping):
+            problems += [_unknown_key(section, str(k), v, lines) for k, v in value.items()
+                         if str(k) not in KNOWN_KEYS[section]]
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
 
 
 def _number(section: Mapping[str, Any], key: str, where: str, default: float, *, integer: bool = False) -> Any:
@@ -142,13 +262,20 @@ def _url(data: Mapping[str, Any], key: str, schemes: tuple[str, ...], source: st
     return value.strip().rstrip("/") if key != "ws_url" else value.strip()
 
 
-def parse_params(data: Any, *, source: str = "<params>", default_name: str = "") -> Params:
-    """Validate a parsed params mapping; raises :class:`ConfigError` naming the bad key."""
+def parse_params(data: Any, *, source: str = "<params>", default_name: str = "",
+                 lines: Mapping[str, int] | None = None) -> Params:
+    """Validate a parsed params mapping; raises :class:`ConfigError` naming the bad key.
+
+    ``lines`` (from the YAML) lets errors say where a key is. On success the values of the
+    variables the params name are registered for redaction, and :func:`guard_test_auth` has passed.
+    """
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping of keys (name, base_url, ws_url, …), got {type(data).__name__}")
+    _check_keys(data, source, lines or {})
     name = data.get("name", default_name)
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{source}: 'name' must be a non-empty string")
+    check_name(name, f"{source}: name")
     base_url = _url(data, "base_url", ("http", "https"), source)
     ws_url = _url(data, "ws_url", ("ws", "wss"), source)
     auth_url = _url({"auth_url": data.get("auth_url") or base_url}, "auth_url", ("http", "https"), source)
@@ -161,15 +288,14 @@ def parse_params(data: Any, *, source: str = "<params>", default_name: str = "")
     placement = a.get("placement", defaults.placement)
     if placement not in PLACEMENTS:
         raise ConfigError(f"{source}: auth.placement {placement!r} must be one of {', '.join(PLACEMENTS)}")
-    for key in ("key_env", "secret_env", "token_env", "email"):
-        if key in a and (not isinstance(a[key], str) or not a[key]):
-            raise ConfigError(f"{source}: auth.{key} must be a non-empty string")
-    for key in a:
-        if key not in ("method", "placement", "key_env", "secret_env", "token_env", "email"):
-            if any(word in key.lower() for word in ("secret", "key", "token", "password")):
-                raise ConfigError(
-                    f"{source}: auth.{key} looks like a secret; params files name environment variables "
-                    f"(key_env, secret_env, token_env), never the secret itself")
+    if "email" in a and (not isinstance(a["email"], str) or not a["email"]):
+        raise ConfigError(f"{source}: auth.email must be a non-empty string")
+    for key in ("key_env", "secret_env", "token_env"):
+        # The value is never echoed: a person who put the secret itself here must not see it in a log.
+        if key in a and (not isinstance(a[key], str) or not _ENV_VAR.fullmatch(a[key])):
+            raise ConfigError(
+                f"{source}: auth.{key} must be the name of an environment variable (letters, digits and '_', "
+                f"not starting with a digit); if it holds the secret itself, put that in a variable and name it here")
     auth = Auth(
         method=method,
         placement=placement,
@@ -178,13 +304,9 @@ def parse_params(data: Any, *, source: str = "<params>", default_name: str = "")
         token_env=a.get("token_env", defaults.token_env),
         email=a.get("email", defaults.email),
     )
-    allow = data.get("allow_test_auth", True)
+    allow = data.get("allow_test_auth", False)
     if not isinstance(allow, bool):
         raise ConfigError(f"{source}: allow_test_auth must be true or false")
-    if not allow and method in ("e2e_endpoint", "local_jwt"):
-        raise ConfigError(
-            f"{source}: auth.method {method!r} is refused for {name}: this environment sets "
-            f"allow_test_auth: false (no E2E bypass and no locally signed tokens); use method 'token' or 'none'")
 
     t = _section(data, "timeouts", source)
     agent = _section(data, "agent", source)
@@ -196,7 +318,7 @@ def parse_params(data: Any, *, source: str = "<params>", default_name: str = "")
     request = agent.get("request", Params.agent_request)
     if not isinstance(request, str) or not request.strip():
         raise ConfigError(f"{source}: agent.request must be a non-empty string")
-    return Params(
+    params = Params(
         name=name,
         base_url=base_url,
         ws_url=ws_url,
@@ -215,3 +337,97 @@ def parse_params(data: Any, *, source: str = "<params>", default_name: str = "")
         allow_test_auth=allow,
         source=source,
     )
+    register_secret_vars(env_names(params))
+    guard_test_auth(params)
+    return params
+
+
+# -- the production guard ------------------------------------------------------------------------
+
+def _host(url: str) -> str:
+    """The URL's host as compared: lower case, no trailing dot, an IP address in its canonical form."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def refused_test_auth(params: Params, production: frozenset[str]) -> str | None:
+    """Why these params may not send test credentials (None when they may, or send none).
+
+    Pure: ``production`` is the set of production hosts (:func:`production_hosts`).
+    """
+    method = params.auth.method
+    what = TEST_AUTH_METHODS.get(method)
+    if what is None:
+        return None  # 'token' (a real user's token) and 'none' send no test credential
+    where = params.source or "the params"
+    if not params.allow_test_auth:
+        return (f"{where}: auth.method {method!r} is refused for {params.name}: it sends test credentials ({what}), "
+                f"and these params do not say allow_test_auth: true (the default is false; production.yaml says "
+                f"false). In a test environment's params file (never production's) add 'allow_test_auth: true'; "
+                f"otherwise use auth.method 'token' with a real user's token, or 'none'")
+    targets = ([("auth_url", params.auth_url)] if method == "e2e_endpoint" else []) + [
+        ("base_url", params.base_url), ("ws_url", params.ws_url)]
+    for key, url in targets:
+        host = _host(url)
+        if host in production:
+            return (f"{where}: {key} {url!r} is a production host (params/production.yaml names it): test "
+                    f"credentials ({what}) are never sent there, whatever the params file says. Against "
+                    f"production use auth.method 'token' with a real user's token")
+        scheme = urlsplit(url).scheme
+        if scheme in ("http", "ws") and not _is_loopback(host):
+            return (f"{where}: {key} {url!r} is plain {scheme}:// to a host that is not this machine: test "
+                    f"credentials ({what}) travel unencrypted only to loopback (127.0.0.1, ::1, localhost). "
+                    f"Use {scheme}s://, or reach the platform through a tunnel on localhost")
+    return None
+
+
+def production_hosts() -> frozenset[str]:
+    """Hosts test credentials never go to: those that ``production.yaml`` names (in :func:`params_dir`
+    and in the kit's own ``params/``), and the contract's production hosts."""
+    hosts = set(CONTRACT_PRODUCTION_HOSTS)
+    for folder in dict.fromkeys((params_dir().resolve(), _KIT_PARAMS)):
+        path = folder / "production.yaml"
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        hosts |= _hosts_named(str(path), stat.st_mtime_ns, stat.st_size)
+    return frozenset(hosts)
+
+
+@lru_cache(maxsize=8)
+def _hosts_named(path: str, mtime_ns: int, size: int) -> frozenset[str]:
+    """The hosts of base_url, ws_url and auth_url in a params file (cached while the file is unchanged)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the production hosts from it ({type(exc).__name__}); test "
+                          f"credentials are refused until it is readable") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: not a mapping, so its production hosts are unknown; test credentials are "
+                          f"refused until it is fixed")
+    return frozenset(_host(v) for k in ("base_url", "ws_url", "auth_url")
+                     if isinstance(v := data.get(k), str) and urlsplit(v.strip()).hostname)
+
+
+def guard_test_auth(params: Params) -> None:
+    """Raise :class:`ConfigError` when these params may not send test credentials (see the module's docstring)."""
+    if params.auth.method not in TEST_AUTH_METHODS:
+        return
+    problem = refused_test_auth(params, production_hosts())
+    if problem:
+        raise ConfigError(problem)

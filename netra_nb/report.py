@@ -36,7 +36,7 @@ from .categories import category_info
 from .diagnosis import Finding, GoldenPath, counts, findings, golden_path, is_agent_run
 from .frames import AGENT_EVENTS, normalize, result_of
 from .records import PASSING, Record, load_records, read_jsonl
-from .redact import redact
+from .redact import clip, redact, redact_keeping_images
 
 __all__ = [
     "Run",
@@ -511,9 +511,9 @@ def agent_result(frames: Sequence[dict[str, Any]], check: str, limit: int = 300)
             text = str(f.get("text") or "")
             value = result_of(normalize(text))
             if value is None:
-                return redact(text[:limit]) or None  # truncated evidence: show it as it is
+                return clip(text, limit) or None  # truncated evidence: show it as it is
             shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            return redact(shown)[:limit]
+            return clip(shown, limit)
     return None
 
 
@@ -562,7 +562,7 @@ def _styled_html(df: pd.DataFrame, status_col: str = "status", formats: Mapping[
 def results_html(run: Run | Sequence[Record]) -> str:
     """:func:`results_table` as readable HTML: rows tinted by status, durations in seconds."""
     df = results_table(run).reset_index(drop=True)
-    df["message"] = [m if len(m) <= 220 else m[:220] + " …" for m in df["message"]]
+    df["message"] = [m if len(m) <= 220 else clip(m, 220) + " …" for m in df["message"]]
     df["category"] = [c if not f else f"{c} ‼ {f}" for c, f in zip(df["category"], df["findings"])]
     df = df.drop(columns=["findings"])
     return _styled_html(df, formats={"duration_s": lambda v: "" if v is None or v != v else f"{v:.3f}"})
@@ -1054,18 +1054,6 @@ body { max-width: 1200px; margin: 0 auto; }
 _REMOTE_SCRIPT = re.compile(r"<script\b[^>]*\bsrc\s*=\s*[\"']?(?:https?:)?//[^>]*>.*?</script\s*>", re.I | re.S)
 _REMOTE_LINK = re.compile(r"<link\b[^>]*\bhref\s*=\s*[\"']?(?:https?:)?//[^>]*>", re.I)
 _REMOTE_IMPORT = re.compile(r"<script\b[^>]*>(?:(?!</script).)*?import\(\s*[\"']https?://.*?</script\s*>", re.I | re.S)
-_DATA_URI = re.compile(r"data:image/[a-z+]+;base64,[A-Za-z0-9+/=\s]+")
-
-
-def _redact_html(text: str) -> str:
-    """Redact every part of the page but the embedded images (base64 is no secret, and must stay intact)."""
-    out, pos = [], 0
-    for m in _DATA_URI.finditer(text):
-        out.append(redact(text[pos:m.start()]))
-        out.append(m.group(0))
-        pos = m.end()
-    out.append(redact(text[pos:]))
-    return "".join(out)
 
 
 def _alt_texts(page: str, nb: Any) -> str:
@@ -1131,7 +1119,7 @@ def export_html(notebook: Any, html_path: str | Path, *, title: str = "Netra run
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     body = _alt_texts(body, nb)
     body = _REMOTE_IMPORT.sub("", _REMOTE_LINK.sub("", _REMOTE_SCRIPT.sub("", body)))
-    body = _color_icons(_redact_html(body))
+    body = _color_icons(redact_keeping_images(body))
     path = Path(html_path)
     path.write_text(body, encoding="utf-8")
     return path

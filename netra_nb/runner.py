@@ -22,9 +22,9 @@ from typing import Any
 
 from .checks import PHASE_CHECKS, short_id
 from .diagnosis import counts, golden_path
-from .params import Params
+from .params import ConfigError, Params, check_name
 from .records import FRAME_FIELDS, RECORD_FIELDS, Record, parse_time, read_frames, read_records, utc_now
-from .redact import redact
+from .redact import clip, redact, scrub_tree
 
 __all__ = ["PHASE_NOTEBOOKS", "REPORT_NOTEBOOK", "RunResult", "new_run_dir", "run_phases", "run_notebook", "finalize_run",
            "exit_code", "notebooks_dir", "write_run_json", "read_run_json"]
@@ -43,9 +43,15 @@ def notebooks_dir() -> Path:
 
 
 def new_run_dir(out: Path, env: str) -> tuple[Path, str]:
+    """A new run folder ``out/<env>/<UTC time>-<short id>``, always inside ``out`` (ConfigError otherwise)."""
+    check_name(env, "environment")
     run_id = short_id()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = (out / env / f"{stamp}-{run_id}").resolve()
+    root = out.resolve()
+    run_dir = (root / env / f"{stamp}-{run_id}").resolve()
+    if not run_dir.is_relative_to(root):  # checked after resolving: a symbolic link may lead out
+        raise ConfigError(f"the run folder would be {run_dir}, outside the outputs root {root} "
+                          f"({root / env} leads elsewhere); a run folder always stays inside --out")
     run_dir.mkdir(parents=True, exist_ok=False)
     return run_dir, run_id
 
@@ -141,7 +147,7 @@ def _notebook_error(path: Path) -> dict[str, Any] | None:
         index += 1
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                return {"cell": index, "ename": out.get("ename"), "evalue": redact(str(out.get("evalue", ""))[:500])}
+                return {"cell": index, "ename": out.get("ename"), "evalue": clip(str(out.get("evalue", "")), 500)}
     return None
 
 
@@ -220,7 +226,8 @@ def _to_parquet(rows: list[dict[str, Any]], columns: tuple[str, ...], path: Path
 
 
 def finalize_run(run_dir: str | Path, *, report: bool = True) -> dict[str, Any]:
-    """Write results.parquet, events.parquet, summary.json, junit.xml, summary.md and the report.
+    """Write results.parquet, events.parquet, summary.json, junit.xml, summary.md and the report, then
+    pass :func:`netra_nb.redact.scrub_tree` over the whole folder.
 
     Works on a partial folder (a run killed half-way): it uses the rows that were written and
     says in ``summary.json`` (``unfinished_phases``) which phases did not finish.
@@ -254,6 +261,9 @@ def finalize_run(run_dir: str | Path, *, report: bool = True) -> dict[str, Any]:
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     _artifacts(run_dir, records, frames, summary, report=report)
+    # The last net, after every file is written: a secret that reached any file of the folder (a
+    # notebook's output, a log) is removed from it.
+    scrub_tree(run_dir)
     return summary
 
 

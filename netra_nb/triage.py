@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .records import Record, append_jsonl, utc_now
-from .redact import redact
+from .redact import clip, redact
 
 __all__ = [
     "Rule",
@@ -350,7 +350,7 @@ def _target(*texts: str) -> str | None:
 
 
 def _first_line(text: str, limit: int = 240) -> str:
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    line = str(redact(next((ln.strip() for ln in text.splitlines() if ln.strip()), "")))
     return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
@@ -386,7 +386,7 @@ def _evidence_detail(case: JUnitCase, notes: Sequence[str]) -> str:
 def related_evidence(cases: Sequence[JUnitCase]) -> list[str]:
     """Lines of every testcase's output that other testcases' diagnosis may use: HTTP GETs answered 200
     (a suite often probes the WebSocket path with a GET in one test and upgrades in another)."""
-    return [f"{c.name}: {line.strip()[:300]}" for c in cases for line in c.output_text.splitlines()
+    return [f"{c.name}: {clip(line.strip(), 300)}" for c in cases for line in c.output_text.splitlines()
             if _GET_200.search(line)]
 
 

@@ -21,9 +21,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from .frames import KEEPALIVE, Normalized, normalize
-from .redact import redact
+from .redact import clip, redact
 
-__all__ = ["WsFrame", "WsObservation", "WsSession", "place_token", "MAX_FRAME", "clip_text"]
+__all__ = ["WsFrame", "WsObservation", "WsSession", "place_token", "MAX_FRAME"]
 
 MAX_FRAME = 1 << 20  # the client's frame size limit (websockets' default): larger frames close 1009
 TEXT_KEEP = 2000  # characters of each frame kept as evidence
@@ -40,17 +40,12 @@ DRAIN_MAX = 0.25  # a server that never stops talking does not hold the request 
 ERROR_CLOSE_GRACE = 1.0
 
 
-def clip_text(text: str, limit: int = TEXT_KEEP) -> str:
-    """Redact, then cut: a cut made first could leave the start of a secret that redaction no longer matches."""
-    return redact(text)[:limit]
-
-
 @dataclass
 class WsFrame:
     t: float  # seconds since the session started
     direction: str  # "sent" | "received"
     size: int
-    text: str  # redacted, truncated
+    text: str  # redacted, then truncated to TEXT_KEEP characters
     norm: Normalized
 
 
@@ -300,7 +295,7 @@ class WsSession:
             obs.exception = exc
             response = exc.response
             obs.upgrade_status = response.status_code
-            obs.upgrade_body = clip_text(bytes(response.body or b"").decode("utf-8", "replace"))
+            obs.upgrade_body = clip(bytes(response.body or b"").decode("utf-8", "replace"), TEXT_KEEP)
             obs.upgrade_headers = {k.lower(): redact(v) for k, v in response.headers.raw_items()}
         except Exception as exc:  # noqa: BLE001 - every failure is evidence
             obs.exception = exc
@@ -339,7 +334,7 @@ class WsSession:
             return False
         size = len(text.encode())
         self._count()
-        self.obs.frames.append(WsFrame(t, "sent", size, clip_text(text), normalize(text)))
+        self.obs.frames.append(WsFrame(t, "sent", size, clip(text, TEXT_KEEP), normalize(text)))
         if self.obs.first_client_message_t is None:
             self.obs.first_client_message_t = t
         if request and self.obs.request_t is None:
@@ -364,7 +359,7 @@ class WsSession:
             text = f"<binary {size} bytes>"
         else:
             size = len(payload.encode())
-            text = clip_text(payload)
+            text = clip(payload, TEXT_KEEP)
         norm = normalize(payload)
         self._count()
         frame = WsFrame(t, "received", size, text, norm)

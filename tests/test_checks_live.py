@@ -93,7 +93,7 @@ def test_agent_run_deadline_yields_a_row(platform):
 def test_unreachable_platform_gives_classified_rows(unused_port):
     from netra_nb.params import parse_params
     p = parse_params({"name": "gone", "base_url": f"http://127.0.0.1:{unused_port}",
-                      "ws_url": f"ws://127.0.0.1:{unused_port}/ws",
+                      "ws_url": f"ws://127.0.0.1:{unused_port}/ws", "allow_test_auth": True,
                       "auth": {"method": "local_jwt", "secret_env": "NETRA_TEST_JWT_SECRET"},
                       "timeouts": {"http": 2, "ws_open": 2, "agent_run": 2}})
     records = run_checks(p, ["health", "websocket_connect", "agent_run"])

@@ -84,7 +84,7 @@ def test_healthy_run_exits_0_with_every_file(tmp_path, healthy_platform):
 @pytest.mark.notebook
 def test_unreachable_platform_exits_1_with_rows_that_say_so(tmp_path, unused_port):
     f = tmp_path / "gone.yaml"
-    f.write_text(f"name: gone\nbase_url: http://127.0.0.1:{unused_port}\nws_url: ws://127.0.0.1:{unused_port}/ws\n"
+    f.write_text(f"name: gone\nallow_test_auth: true\nbase_url: http://127.0.0.1:{unused_port}\nws_url: ws://127.0.0.1:{unused_port}/ws\n"
                  f"auth: {{method: local_jwt, secret_env: {SECRET_ENV}}}\ntimeouts: {{http: 2, ws_open: 2, agent_run: 2}}\n")
     proc = cli("run", "gone", "--params", str(f), "--out", str(tmp_path / "out"), "--phase", "connectivity")
     assert proc.returncode == 1, proc.stdout + proc.stderr

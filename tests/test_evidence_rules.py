@@ -28,7 +28,7 @@ WS_CHECKS = ("websocket_connect", "websocket_ping", "agent_run", "ws_invalid_jso
 def params(ws_url: str, base_url: str = "http://127.0.0.1:9", *, method: str = "local_jwt", placement: str = "header",
            auth_url: str | None = None, **timeouts):
     return parse_params({
-        "name": "rules", "base_url": base_url, "ws_url": ws_url, "auth_url": auth_url or base_url,
+        "name": "rules", "base_url": base_url, "ws_url": ws_url, "auth_url": auth_url or base_url, "allow_test_auth": True,
         "auth": {"method": method, "secret_env": "NETRA_TEST_JWT_SECRET", "key_env": "NETRA_TEST_E2E_KEY",
                  "placement": placement},
         "timeouts": {"http": T, "ws_open": T, "agent_run": T, **timeouts},

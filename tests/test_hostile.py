@@ -17,7 +17,7 @@ BOUND = 4 * T
 
 
 def params(base, ws, **t):
-    return parse_params({"name": "hostile", "base_url": base, "ws_url": ws,
+    return parse_params({"name": "hostile", "base_url": base, "ws_url": ws, "allow_test_auth": True,
                          "auth": {"method": "local_jwt", "secret_env": "NETRA_TEST_JWT_SECRET"},
                          "timeouts": {"http": T, "ws_open": T, "agent_run": T, **t}})
 
@@ -33,7 +33,8 @@ def run(p, *names):
 
 
 def test_host_that_does_not_resolve():
-    rs = run(params("http://netra-nb-test.invalid", "ws://netra-nb-test.invalid/ws"), "health", "websocket_connect")
+    # https/wss: test credentials never go over plain http off this machine (the name fails first anyway)
+    rs = run(params("https://netra-nb-test.invalid", "wss://netra-nb-test.invalid/ws"), "health", "websocket_connect")
     assert {r.category for r in rs.values()} == {"dns_failure"}
 
 

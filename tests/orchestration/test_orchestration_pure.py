@@ -21,6 +21,7 @@ def params(unused_port):
     (one that did would fail with connection_refused)."""
     return parse_params({"name": "pure", "base_url": f"http://127.0.0.1:{unused_port}",
                          "ws_url": f"ws://127.0.0.1:{unused_port}/ws", "auth": {"method": "none"},
+                         "allow_test_auth": True,
                          "sla": {"http": 1.0, "agent_run": 2.0}})
 
 
