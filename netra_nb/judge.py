@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
 from .frames import AGENT_EVENTS, COMPLETED_OK, FAILURE_EVENTS, KEEPALIVE, Normalized, check_order, is_blank
-from .redact import clip, redact
+from .redact import clip
 
 __all__ = [
     "Verdict",

@@ -20,7 +20,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from .frames import KEEPALIVE, Normalized, normalize
+from .frames import Normalized, normalize
 from .redact import clip, redact
 
 __all__ = ["WsFrame", "WsObservation", "WsSession", "place_token", "MAX_FRAME"]
