@@ -220,7 +220,8 @@ _FAULT_LIST = [
         "real beta-12",
         'the welcome is {"type":"connect","data":{"mode":"main","user_id":"<first 8>...","connection_id",'
         '"golden_path_events","features",...},"timestamp":<float>,...} (the mid welcome under another type; '
-        "here it names our own user).  Then, as on beta-12, every known message type (ping, start_agent, "
+        "here it names our own user; in the october era it precedes the handshake_response, the early era "
+        "keeps its own welcome frames).  Then, as on beta-12, every known message type (ping, start_agent, "
         "user_message, the empty request, heartbeat) fails in the router ('function' object has no attribute "
         "'can_handle', only in the server's log): no frame answers it, heartbeats go on.  Invalid JSON still "
         "gets JSON_PARSE_ERROR and an unknown type an ack, so ws_invalid_json passes.  Categories: silence "
