@@ -11,6 +11,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from netra_nb.refserver import RefServer, ServerConfig
 from netra_nb.refserver.tokens import mint_access_token
@@ -68,6 +69,17 @@ async def recv_json(ws: ClientConnection, timeout: float = 2.0, *, keep: Iterabl
         frame = json.loads(await asyncio.wait_for(ws.recv(), max(0.0, deadline - time.monotonic())))
         if not (isinstance(frame, dict) and frame.get("type") in skip):
             return frame
+
+
+async def closed(ws: ClientConnection, timeout: float = 2.0) -> ConnectionClosed:
+    """Wait, at most ``timeout``, for the server to close the session; keepalive frames may come first,
+    any other frame fails the test.  The ConnectionClosed the client raised."""
+    deadline = time.monotonic() + timeout
+    try:
+        frame = await recv_json(ws, max(0.0, deadline - time.monotonic()))
+    except ConnectionClosed as exc:
+        return exc
+    raise AssertionError(f"a frame instead of the close: {frame}")
 
 
 async def welcome(ws: ClientConnection, era: str = "mid") -> list[dict]:

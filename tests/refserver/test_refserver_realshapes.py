@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import httpx
@@ -12,7 +11,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 import realshapes
 from realshapes import received, signature
-from rs_helpers import USER_ID, collect, open_ws, recv_json, run, short, welcome
+from rs_helpers import USER_ID, closed, collect, open_ws, recv_json, run, short, welcome
 
 
 def only(frames: list, kind: str) -> dict:
@@ -153,9 +152,9 @@ def test_beta17_error_frame_and_close(shared):
     async def go():
         async with open_ws(srv) as ws:
             frame = await recv_json(ws)
-            with pytest.raises(ConnectionClosedError) as info:
-                await asyncio.wait_for(ws.recv(), 2)
-            return frame, info.value.rcvd
+            exc = await closed(ws)
+            assert isinstance(exc, ConnectionClosedError)
+            return frame, exc.rcvd
 
     frame, rcvd = run(go())
     assert signature(frame) == signature(real[0])
