@@ -17,8 +17,14 @@ Notes for the check authors (how a profile shows itself on the wire):
   welcome sees it; that is why ``websocket_connect`` is listed for those profiles.
 * Upgrade refusals: an auth refusal (missing, invalid, expired token; ``ws_403_secret_mismatch``)
   is a 403 whose body is JSON ``{"detail": "WebSocket authentication failed: ..."}``; a missing
-  route (``ws_403_no_route``) is a bare 403 with an empty body, while an HTTP GET on the same path
-  answers 200 JSON in both cases.  That body is the evidence that points at credentials.
+  route (``ws_403_no_route``, ``ws_moved``, any path the server does not route) is a bare 403 with
+  an empty text/plain body whatever the token, as on the real backend.  That body is the evidence
+  that points at credentials.  An HTTP GET tells little: the real backend answers 404 on ``/ws``
+  even where ``/ws`` serves sessions, 200 on ``/api/v1/websocket``, and 200 on an HTTP-only route
+  such as ``ws_403_no_route``'s (failure example E3).
+* Identity: the mid/october welcome shows only the first 8 characters of the user id plus
+  ``...`` (as the real one does); an ``ack`` (the answer to an unknown message type) names the
+  whole id; agent events carry it whole.
 * Precedence used for ``expected``: close 1008 -> ``ws_policy_violation`` (even after an
   ``AUTH_FAILED`` error frame); an ``error``/``error_message`` frame before a 1011 ->
   ``ws_error_frame``; a bare 1011 -> ``ws_internal_error``.
@@ -146,7 +152,7 @@ _FAULT_LIST = [
         _all(WS_CHECKS, "ws_upgrade_auth_rejected"),
         "",
         "403 with JSON body {'detail':'WebSocket authentication failed: ...'} on the upgrade; "
-        "the auth service still mints tokens and an HTTP GET on the path still answers 200",
+        "the auth service still mints tokens; an HTTP GET on /ws answers 404 as on the healthy platform",
     ),
     Fault(
         "ws_403_no_route",
