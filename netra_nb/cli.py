@@ -107,6 +107,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     argv = ["--era", args.era, "--port", str(args.port), "--host", args.host]
     if args.fault:
         argv += ["--fault", args.fault]
+    argv += ["--no-env-file"] if args.no_env_file else ["--env-file", args.env_file]
     return serve_main(argv)
 
 
@@ -165,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--era", default="mid", choices=["early", "mid", "october"])
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--host", default="127.0.0.1")
+    serve_env = serve.add_mutually_exclusive_group()
+    serve_env.add_argument("--env-file", default=".netra-nb.env", metavar="PATH",
+                           help="write the accepted secrets as 'export' lines here, mode 0600, removed on stop "
+                                "(default .netra-nb.env)")
+    serve_env.add_argument("--no-env-file", action="store_true", help="write no env file")
     serve.set_defaults(func=cmd_serve)
 
     faults = sub.add_parser("faults", help="list the fault profiles")

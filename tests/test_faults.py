@@ -53,7 +53,9 @@ def run_phases(params):
 @pytest.mark.parametrize("profile", sorted(TABLE))
 def test_profile_is_diagnosed(profile, platform, tmp_path):
     srv = platform(faults=(profile,))
-    records = run_phases(params_for(srv, timeouts={"http": 1.5, "ws_open": 1.5, "agent_run": 2.5}))
+    # a profile tied to a token placement (Fault.placement) is diagnosed with the kit using that placement
+    placement = {"auth": {"placement": FAULTS[profile].placement}} if FAULTS[profile].placement else {}
+    records = run_phases(params_for(srv, timeouts={"http": 1.5, "ws_open": 1.5, "agent_run": 2.5}, **placement))
     expected = TABLE[profile]
     got = {r.check: r.category for r in records}
     assert set(expected) <= set(got), "every check the table names produced a record"

@@ -6,18 +6,22 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shlex
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from .config import ERAS, ServerConfig
 from .faults import FAULTS
 from .server import RefServer
 
-__all__ = ["serve_main", "build_parser"]
+__all__ = ["serve_main", "build_parser", "write_env_file", "ENV_FILE"]
 
 JWT_ENVS = ("JWT_SECRET_STAGING", "JWT_SECRET_KEY")  # the contract's order
 E2E_ENV = "E2E_OAUTH_SIMULATION_KEY"
+#: Where `netra-nb serve` writes its env file unless told otherwise (relative to the working directory).
+ENV_FILE = ".netra-nb.env"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +50,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--fault-delay", type=float, default=None, metavar="S", help="delay of the delayed faults (default 1)")
     p.add_argument("--heartbeat", type=float, default=None, metavar="S", help="heartbeat interval (default 5)")
+    env = p.add_mutually_exclusive_group()
+    env.add_argument(
+        "--env-file",
+        default=ENV_FILE,
+        metavar="PATH",
+        help=f"write the secrets this server accepts as shell 'export NAME=value' lines ({', '.join(JWT_ENVS)}, "
+        f"{E2E_ENV}) to PATH, mode 0600, so a client in another process (a JupyterLab kernel, "
+        f"`source {ENV_FILE}`) can use them; removed again when the server stops (default: {ENV_FILE} in the "
+        "current directory)",
+    )
+    env.add_argument("--no-env-file", action="store_true", help="write no env file")
     return p
+
+
+def env_file_text(base_url: str, ws_url: str, jwt_secret: str, e2e_key: str) -> str:
+    """The env file's content: a comment naming the server, then one ``export NAME=value`` line per
+    secret, each value quoted for the shell (generated ones are URL-safe and need no quotes)."""
+    lines = [
+        "# netra-nb serve: the secrets the reference platform at",
+        f"#   base_url {base_url}  ws_url {ws_url}",
+        "# accepts. `source` it, or load it into a kernel. It is removed when the server stops.",
+    ]
+    lines += [f"export {name}={shlex.quote(jwt_secret)}" for name in JWT_ENVS]
+    lines.append(f"export {E2E_ENV}={shlex.quote(e2e_key)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_env_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (0600), also when the file existed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def _remove_env_file(path: Path, text: str) -> None:
+    """Remove the env file unless someone (another server) has rewritten it since."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            path.unlink()
+    except OSError:
+        pass
 
 
 def serve_main(argv: list[str] | None = None) -> int:
@@ -85,6 +132,17 @@ def serve_main(argv: list[str] | None = None) -> int:
         print(f"netra-nb serve: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
 
+    env_path = None if args.no_env_file else Path(args.env_file)
+    env_text = env_file_text(srv.base_url, srv.ws_url, jwt_secret, e2e_key)
+    if env_path is not None:
+        try:
+            write_env_file(env_path, env_text)
+        except OSError as exc:
+            srv.stop()
+            print(f"netra-nb serve: cannot write the env file {env_path}: {exc.strerror or exc} "
+                  "(choose another with --env-file PATH, or --no-env-file)", file=sys.stderr)
+            return 2
+
     done = threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -99,6 +157,8 @@ def serve_main(argv: list[str] | None = None) -> int:
             print("Secrets were generated; for a client in another shell:")
             for line in printed:
                 print(f"  {line}")
+        if env_path is not None:
+            print(f"  env file: {env_path} (mode 0600; `source {env_path}` in another shell)")
         print("Press Ctrl+C to stop.", flush=True)
         while not done.wait(0.5):
             if not srv.running:
@@ -108,6 +168,8 @@ def serve_main(argv: list[str] | None = None) -> int:
         pass
     finally:
         srv.stop()
+        if env_path is not None:
+            _remove_env_file(env_path, env_text)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     print("stopped", flush=True)

@@ -34,6 +34,22 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _GOLDEN = list(AGENT_EVENTS)
 _TOOL = "data_analyzer"
 _FOREIGN_USER = "e2e-other-user"
+#: The user every session belongs to in DEMO_MODE (real beta-12/14/17 with DEMO_MODE at its default).
+DEMO_USER = "demo-user-001"
+#: ``features`` of the real mid-era welcome (beta-12/14 sent exactly these).
+_FEATURES = {
+    "full_business_logic": True,
+    "golden_path_integration": True,
+    "cloud_run_optimized": True,
+    "emergency_fallback": True,
+    "agent_orchestration": True,
+}
+#: Client message types the real backend routes to a handler; ws_swallow_all / ws_connect_welcome
+#: swallow exactly these (an unknown type still gets its ack, invalid JSON its error frame).
+_ROUTED_TYPES = frozenset({
+    "ping", "pong", "heartbeat", "heartbeat_ack", "handshake_acknowledged",
+    "start_agent", "execute_agent", "user_message", "message", "chat_message",
+})
 
 
 def _iso() -> str:
@@ -42,6 +58,45 @@ def _iso() -> str:
 
 def _hex(n: int = 16) -> str:
     return uuid.uuid4().hex[:n]
+
+
+def short_user_id(user_id: str) -> str:
+    """The user id as the real welcome shows it: its first 8 characters plus ``...``."""
+    return user_id[:8] + "..." if user_id else "unknown"
+
+
+def server_message(msg_type: str, data: dict) -> dict:
+    """A frame in the real backend's ``create_server_message`` envelope: the payload under ``data``, a
+    float epoch ``timestamp``, ``server_id`` and ``correlation_id`` (null)."""
+    return {"type": msg_type, "data": data, "timestamp": time.time(), "server_id": None, "correlation_id": None}
+
+
+_AGENT_TYPES = frozenset({"start_agent", "execute_agent", "user_message", "message", "chat_message"})
+
+
+def _error_message(code: str, text: str) -> dict:
+    """A flat error frame as the real backend's ``create_error_message`` makes it."""
+    return {
+        "type": "error_message",
+        "error_code": code,
+        "error_message": text,
+        "details": {},
+        "timestamp": time.time(),
+        "recovery_suggestions": None,
+    }
+
+
+def _exception_frame() -> dict:
+    """The frame beta-17 sent on every connection before closing 1011 (tests/realshapes/beta17_error_frame_1011)."""
+    return server_message(
+        "error_message",
+        {
+            "error_code": "CONNECTION_ERROR",
+            "error_message": "Connection error in main mode",
+            "details": {"error_type": "RecursionError", "mode": "main"},
+            "timestamp": _iso(),
+        },
+    )
 
 
 # --------------------------------------------------------------------------------------- upgrade
@@ -63,7 +118,14 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await _wait_disconnect(websocket, state)
         return
 
-    token, _, echo = find_token(websocket.headers, websocket.scope.get("subprotocols") or (), websocket.query_params)
+    token, placement, echo = find_token(websocket.headers, websocket.scope.get("subprotocols") or (), websocket.query_params)
+
+    if "ws_error_frame_exception" in faults:
+        # beta-17: the connection handler raised (RecursionError) whatever the token.
+        await websocket.accept(subprotocol=echo)
+        await websocket.send_text(_dumps(_exception_frame()))
+        await websocket.close(1011, "main mode error")
+        return
 
     if "ws_auth_failed_1008" in faults:
         # Auth moved behind the accept: the session is refused with a frame and 1008.
@@ -82,14 +144,29 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         return
 
     secret = cfg.jwt_secret + ".rotated" if "ws_403_secret_mismatch" in faults else cfg.jwt_secret
-    if token is None:
+    user_id: str | None = None
+    if "ws_token_ignored" in faults:
+        user_id = DEMO_USER  # DEMO_MODE: the token is never looked at
+    elif "ws_query_token_ignored" in faults:
+        # beta-14 with demo mode off: the query is never read, and whatever does not validate falls
+        # back to an anonymous "relaxed" user instead of a refusal
+        claims = None
+        if token is not None and placement != "query":
+            try:
+                claims = validate_token(token, secret)
+            except TokenError:
+                claims = None
+        user_id = str(claims.get("sub") or claims.get("user_id")) if claims else "relaxed_" + _hex(8)
+    elif token is None:
         await _deny_auth(websocket, "no token (send Authorization: Bearer, a jwt.<token> subprotocol or ?token=)")
         return
-    try:
-        claims = validate_token(token, secret)
-    except TokenError as exc:
-        await _deny_auth(websocket, str(exc))
-        return
+    else:
+        try:
+            claims = validate_token(token, secret)
+        except TokenError as exc:
+            await _deny_auth(websocket, str(exc))
+            return
+        user_id = str(claims.get("sub") or claims.get("user_id"))
 
     subprotocol = echo
     if "ws_bad_subprotocol" in faults:
@@ -97,7 +174,6 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         subprotocol = "jwt-auth" if "jwt-auth" not in offered else "netra.v2"
 
     await websocket.accept(subprotocol=subprotocol)
-    user_id = str(claims.get("sub") or claims.get("user_id"))
     state.active_sessions += 1
     try:
         await Session(websocket, state, user_id).run()
@@ -164,6 +240,9 @@ class Session:
         "closed",
         "runs",
         "got_message",
+        "swallow",
+        "messages_processed",
+        "agent_requests",
     )
 
     def __init__(self, ws: WebSocket, state: "AppState", user_id: str) -> None:
@@ -173,7 +252,7 @@ class Session:
         self.faults = state.fault_set
         self.era = self.cfg.era
         self.user_id = user_id
-        self.connection_id = ("conn_" if self.era == "early" else "main_") + _hex()
+        self.connection_id = ("conn_" if self.era == "early" else "main_") + _hex(8)
         self.thread_id = "thread_" + _hex()
         self.handshake_run_id: str | None = "run_" + _hex() if self.era == "october" else None
         self.loop = asyncio.get_running_loop()
@@ -181,6 +260,11 @@ class Session:
         self.closed = False
         self.runs: set[asyncio.Task] = set()
         self.got_message = False
+        #: routed message types are dropped unanswered (real beta-14 with demo mode off; beta-12)
+        self.swallow = "ws_swallow_all" in self.faults or "ws_connect_welcome" in self.faults
+        #: the real heartbeat's stats: client frames received, agent requests among them
+        self.messages_processed = 0
+        self.agent_requests = 0
 
     # -- plumbing
 
@@ -264,8 +348,10 @@ class Session:
                 task.cancel()
 
     async def send_welcome(self) -> None:
+        """The unprompted welcome frame(s) of the era, in the real shapes: early ones carry the whole user
+        id, the mid/october welcome only its first 8 characters plus '...'."""
         if self.era == "early":
-            await self.send('{"type":"handshake_validation"}')
+            await self.send_obj({"type": "handshake_validation", "timestamp": time.time(), "validation_id": "val_" + _hex(12)})
             await self.send_obj(
                 {
                     "type": "system_message",
@@ -275,30 +361,36 @@ class Session:
                         "user_id": self.user_id,
                         "connection_id": self.connection_id,
                     },
+                    "timestamp": time.time(),
                 }
             )
             return
         await self.send_obj(
-            {
-                "type": "connection_established",
-                "data": {
+            server_message(
+                "connect" if "ws_connect_welcome" in self.faults else "connection_established",
+                {
                     "mode": "main",
-                    "user_id": self.user_id,
+                    "user_id": short_user_id(self.user_id),
                     "connection_id": self.connection_id,
                     "golden_path_events": _GOLDEN,
+                    "features": _FEATURES,
+                    "timestamp": _iso(),
                 },
-                "timestamp": time.time(),
-            }
+            )
         )
         if self.era == "october":
             await self.send_obj(
-                {"type": "handshake_response", "thread_id": self.thread_id, "run_id": self.handshake_run_id}
+                {
+                    "type": "handshake_response",
+                    "thread_id": self.thread_id,
+                    "run_id": self.handshake_run_id,
+                    "timestamp": time.time(),
+                }
             )
 
     async def _heartbeat(self) -> None:
         interval = self.cfg.heartbeat_interval
         idle_timeout = self.cfg.idle_timeout
-        frame_type = "ping" if self.era == "early" else "heartbeat"
         try:
             while not self.closed:
                 now = self.loop.time()
@@ -311,9 +403,22 @@ class Session:
                 if idle_timeout is not None and now - self.last_recv >= idle_timeout:
                     await self.close(1000, "main cleanup")
                     return
-                await self.send_obj({"type": frame_type, "timestamp": time.time()})
+                await self.send_obj(self._keepalive_frame())
         except Exception:  # the client went away (CancelledError, a BaseException, passes through)
             return
+
+    def _keepalive_frame(self) -> dict:
+        """What an idle session gets: early servers ping; later ones send the real heartbeat."""
+        if self.era == "early":
+            return {"type": "ping", "timestamp": time.time()}
+        return server_message(
+            "heartbeat",
+            {
+                "connection_id": self.connection_id,
+                "timestamp": _iso(),
+                "stats": {"messages_processed": self.messages_processed, "agent_events_processed": self.agent_requests},
+            },
+        )
 
     async def _receive_loop(self) -> None:
         receive = self.ws.receive
@@ -330,6 +435,7 @@ class Session:
             await self.on_message(text)
 
     async def on_message(self, text: str) -> None:
+        self.messages_processed += 1
         try:
             msg: Any = json.loads(text)
             parse_error: str | None = None
@@ -344,26 +450,16 @@ class Session:
             self.got_message = True
 
         if parse_error is not None:
-            await self.send_obj(
-                {
-                    "type": "error_message",
-                    "error_code": "JSON_PARSE_ERROR",
-                    "message": f"Invalid JSON message: {parse_error}",
-                    "timestamp": time.time(),
-                }
-            )
+            await self.send_obj(_error_message("JSON_PARSE_ERROR", "Invalid JSON format"))
             return
         if not isinstance(msg, dict):
-            await self.send_obj(
-                {
-                    "type": "error_message",
-                    "error_code": "INVALID_MESSAGE_FORMAT",
-                    "message": "A message must be a JSON object with a 'type'",
-                    "timestamp": time.time(),
-                }
-            )
+            await self.send_obj(_error_message("INVALID_MESSAGE_FORMAT", "A message must be a JSON object with a 'type'"))
             return
 
+        if mtype in _AGENT_TYPES:
+            self.agent_requests += 1
+        if self.swallow and mtype in _ROUTED_TYPES:
+            return  # re-typed by the router and dropped: no frame answers it
         if mtype == "ping":
             await self.send_obj({"type": "pong", "timestamp": time.time()})
         elif mtype in ("pong", "heartbeat_ack"):
@@ -371,13 +467,23 @@ class Session:
         elif mtype == "heartbeat":
             await self.send_obj({"type": "heartbeat_ack", "timestamp": time.time()})
         elif mtype == "handshake_acknowledged" and self.era == "october":
-            await self.send_obj({"type": "handshake_complete", "thread_id": self.thread_id})
+            await self.send_obj({"type": "handshake_complete", "thread_id": self.thread_id, "timestamp": time.time()})
         elif mtype in ("start_agent", "execute_agent"):
             await self.start_run(msg, mtype, ("user_request", "message", "content", "query", "request"))
         elif mtype in ("user_message", "message", "chat_message"):
             await self.start_run(msg, mtype, ("content", "message", "text", "user_request"))
         else:
-            await self.send_obj({"type": "ack", "received_type": mtype, "status": "acknowledged"})
+            await self.send_obj(self._ack(mtype))
+
+    def _ack(self, mtype: Any) -> dict:
+        """The real ack: it names the session's user in full (the welcome only shortens it)."""
+        return {
+            "type": "ack",
+            "received_type": mtype,
+            "timestamp": time.time(),
+            "user_id": self.user_id,
+            "status": "acknowledged",
+        }
 
     async def start_run(self, msg: dict, mtype: str, request_keys: tuple[str, ...]) -> None:
         payload = msg.get("payload")
@@ -396,7 +502,7 @@ class Session:
         if request is not None and not isinstance(request, str):
             request = _dumps(request)
         if not request or not request.strip():
-            await self.send_obj({"type": "error", "message": "Please enter a message"})
+            await self.send_obj({"type": "error", "message": "Please enter a message", "timestamp": time.time()})
             return
 
         run_id = pick("run_id")
@@ -407,9 +513,7 @@ class Session:
         agent_name = str(pick("agent_type", "agent_name", "agent") or "supervisor_agent")
 
         if "agent_swallowed" in self.faults:
-            await self.send_obj(
-                {"type": "ack", "received_type": mtype, "status": "acknowledged", "timestamp": time.time()}
-            )
+            await self.send_obj(self._ack(mtype))
             return
         task = self.loop.create_task(self._agent_run(run_id, thread_id, agent_name, request))
         self.runs.add(task)
@@ -511,6 +615,7 @@ class Session:
 
         if self.era == "early":
             flat: dict[str, Any] = {
+                "type": kind,
                 "event": kind,
                 "run_id": run_id,
                 "thread_id": thread_id,
@@ -535,5 +640,9 @@ class Session:
         if self.era == "october" and kind in ("agent_started", "agent_thinking"):
             inner = {"event": kind}
             inner.update((k, v) for k, v in event.items() if k != "type")
-            return {"type": "system_message" if kind == "agent_started" else "agent_progress", "data": inner}
+            return {
+                "type": "system_message" if kind == "agent_started" else "agent_progress",
+                "data": inner,
+                "timestamp": time.time(),
+            }
         return event

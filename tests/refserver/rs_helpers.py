@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from netra_nb.refserver import RefServer, ServerConfig
 from netra_nb.refserver.tokens import mint_access_token
@@ -53,14 +54,43 @@ def open_ws(srv: RefServer, *, path: str = "/ws", auth: str = "header", **kwargs
     return connect(url, **kwargs)
 
 
-async def recv_json(ws: ClientConnection, timeout: float = 2.0) -> dict:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+#: Frames a server sends to keep a session alive, whatever the client is waiting for.
+KEEPALIVE = frozenset({"heartbeat", "ping", "pong", "heartbeat_ack"})
+
+
+async def recv_json(ws: ClientConnection, timeout: float = 2.0, *, keep: Iterable[str] = ()) -> dict:
+    """The next frame that is not a keepalive frame (heartbeat, ping, pong, heartbeat_ack), parsed; the
+    keepalive types named in ``keep`` count as frames.  Keepalive frames may arrive at any moment (every
+    0.1 s on some test servers), so "the next frame" must never be one of them by accident.  ``timeout``
+    bounds the whole wait, skipped frames included."""
+    skip = KEEPALIVE - set(keep)
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), max(0.0, deadline - time.monotonic())))
+        if not (isinstance(frame, dict) and frame.get("type") in skip):
+            return frame
+
+
+async def closed(ws: ClientConnection, timeout: float = 2.0) -> ConnectionClosed:
+    """Wait, at most ``timeout``, for the server to close the session; keepalive frames may come first,
+    any other frame fails the test.  The ConnectionClosed the client raised."""
+    deadline = time.monotonic() + timeout
+    try:
+        frame = await recv_json(ws, max(0.0, deadline - time.monotonic()))
+    except ConnectionClosed as exc:
+        return exc
+    raise AssertionError(f"a frame instead of the close: {frame}")
 
 
 async def welcome(ws: ClientConnection, era: str = "mid") -> list[dict]:
     """Read the unprompted welcome frames of an era."""
     count = {"early": 2, "mid": 1, "october": 2}[era]
     return [await recv_json(ws) for _ in range(count)]
+
+
+def short(user_id: str) -> str:
+    """The user id as the real mid/october welcome shows it."""
+    return user_id[:8] + "..."
 
 
 def event_name(frame: dict) -> str | None:

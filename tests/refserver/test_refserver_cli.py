@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -31,16 +32,20 @@ def _pump(stream, sink) -> None:
     stream.close()
 
 
-def _start(args: list[str], env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen, list[str]]:
-    """Start the CLI and wait, at most READY_S, for its ready line; its stdout up to that line."""
+def _start(args: list[str], env_extra: dict[str, str] | None = None, cwd=None) -> tuple[subprocess.Popen, list[str]]:
+    """Start the CLI and wait, at most READY_S, for its ready line; its stdout up to that line.  Without
+    ``cwd`` it runs with --no-env-file (the tests of the env file give it a directory of their own)."""
     env = {k: v for k, v in os.environ.items() if k not in SECRET_ENVS}
     env.update(env_extra or {})
+    if cwd is None:
+        args = ["--no-env-file", *args]
     proc = subprocess.Popen(
         [sys.executable, "-m", "netra_nb.refserver", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        cwd=cwd,
     )
     out: queue.Queue[str | None] = queue.Queue()
     err: list[str] = []
@@ -121,3 +126,70 @@ def test_serve_rejects_unknown_fault(capsys):
 def test_serve_rejects_bad_usage(capsys):
     assert serve_main(["--era", "november"]) == 2
     assert serve_main(["--port", "0", "--agent-seconds", "0"]) == 2
+
+
+# ---------------------------------------------------------------------------- the env file
+
+
+def _sourced(path, *names: str) -> dict[str, str]:
+    """The variables ``names`` after a POSIX shell sourced ``path`` (the way a user loads it)."""
+    script = f". {shlex.quote(str(path))}; " + "; ".join(f'printf "%s\\n" "${n}"' for n in names)
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]})
+    return dict(zip(names, out.stdout.splitlines()))
+
+
+def test_serve_writes_the_env_file_for_another_process(tmp_path):
+    proc, lines = _start([], cwd=tmp_path)
+    path = tmp_path / ".netra-nb.env"
+    try:
+        text = "\n".join(lines)
+        exports = dict(re.findall(r"export (\w+)=(\S+)", text))
+        assert ".netra-nb.env" in text
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert _sourced(path, *SECRET_ENVS) == {n: exports[n] for n in SECRET_ENVS}
+        base_url = re.search(r"base_url:\s+(\S+)", text).group(1)
+        assert base_url in path.read_text()
+    finally:
+        assert _stop(proc, signal.SIGTERM) == 0
+    assert not path.exists()  # its secrets are worthless once the server is gone
+
+
+def test_env_file_holds_secrets_from_the_environment_too(tmp_path):
+    target = tmp_path / "sub" / "netra.env"
+    target.parent.mkdir()
+    target.write_text("old content\n")
+    target.chmod(0o644)
+    env = {"JWT_SECRET_KEY": "s" * 40, "E2E_OAUTH_SIMULATION_KEY": "k'ey with space"}
+    proc, lines = _start(["--env-file", str(target)], env, cwd=tmp_path)
+    try:
+        assert "export" not in "\n".join(lines)  # nothing was generated, so nothing printed
+        assert target.stat().st_mode & 0o777 == 0o600  # an existing file is tightened too
+        assert _sourced(target, *SECRET_ENVS) == {
+            "JWT_SECRET_KEY": "s" * 40, "JWT_SECRET_STAGING": "s" * 40, "E2E_OAUTH_SIMULATION_KEY": "k'ey with space"}
+    finally:
+        assert _stop(proc, signal.SIGTERM) == 0
+    assert not target.exists()
+
+
+def test_no_env_file_writes_nothing(tmp_path):
+    proc, lines = _start(["--no-env-file"], cwd=tmp_path)
+    try:
+        assert list(tmp_path.iterdir()) == []
+        assert "env file" not in "\n".join(lines)
+    finally:
+        assert _stop(proc, signal.SIGTERM) == 0
+
+
+def test_an_env_file_that_cannot_be_written_is_a_usage_error(tmp_path, capsys):
+    target = tmp_path / "missing-dir" / "x.env"
+    assert serve_main(["--port", "0", "--env-file", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert str(target) in err and "--no-env-file" in err
+
+
+def test_netra_nb_serve_passes_the_env_file_options_on(tmp_path, capsys):
+    from netra_nb.cli import main
+
+    target = tmp_path / "missing-dir" / "x.env"
+    assert main(["serve", "--port", "0", "--env-file", str(target)]) == 2
+    assert str(target) in capsys.readouterr().err

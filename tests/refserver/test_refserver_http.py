@@ -107,13 +107,15 @@ def test_unknown_path_and_method_answer_json(mid_server):
     assert r.status_code == 405 and "detail" in r.json()
 
 
-@pytest.mark.parametrize("path", ["/ws", "/api/v1/websocket"])
-def test_plain_get_on_websocket_paths(mid_server, path):
-    r = get(mid_server, path)
+def test_plain_get_on_websocket_paths_answers_as_the_real_backend(mid_server):
+    # GET /ws is 404 on the real backend although /ws serves sessions; /api/v1/websocket describes the service
+    r = get(mid_server, "/ws")
+    assert (r.status_code, r.json()) == (404, {"detail": "Not Found"})
+    r = get(mid_server, "/api/v1/websocket")
     assert r.status_code == 200
     body = r.json()
-    assert body["service"] == "websocket"
-    assert body["websocket_url"].endswith(path)
+    assert body["data"]["service"] == "websocket_ssot" and body["data"]["endpoints"]["websocket"] == "/ws"
+    datetime.fromisoformat(body["timestamp"])
 
 
 # ---------------------------------------------------------------------------- auth service
@@ -130,7 +132,8 @@ def test_e2e_endpoint_mints_contract_token(mid_server):
     body = r.json()
     assert body["token_type"] == "Bearer" and body["expires_in"] == 900
     assert body["refresh_token"]
-    assert body["user"] == {"id": "e2e-ci-bot", "email": "ci-bot@netrasystems.ai", "name": "CI"}
+    assert body["user"] == {"id": "e2e-ci-bot", "email": "ci-bot@netrasystems.ai", "name": "CI",
+                            "permissions": ["read", "execute"], "oauth_simulated": True}
     claims = jwt.decode(
         body["access_token"], mid_server.config.jwt_secret, algorithms=["HS256"], audience="netra-platform"
     )
