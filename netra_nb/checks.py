@@ -29,7 +29,7 @@ from .records import Frame, Record, append_jsonl, utc_now
 from .redact import redact, register_secret
 from .ws import WsObservation, WsSession
 
-__all__ = ["Context", "Outcome", "CHECKS", "PHASE_CHECKS", "CheckSpec", "short_id"]
+__all__ = ["Context", "Outcome", "CHECKS", "PHASE_CHECKS", "PHASE_TITLES", "GROUPS", "CheckSpec", "registry", "short_id"]
 
 
 def short_id() -> str:
@@ -54,19 +54,36 @@ class CheckSpec:
     title: str
     why: str
     fn: Callable[["Context"], Awaitable[Outcome]]
-    kind: str  # "http" | "ws" | "agent"
+    kind: str  # "http" | "ws" | "agent": sets the check's deadline
+    group: str = ""  # what the check exercises (a key of GROUPS): reports count and group by it
 
 
 CHECKS: dict[str, CheckSpec] = {}
 PHASE_CHECKS: dict[str, list[str]] = {}
+#: A phase's name for people, in the order the phases run.
+PHASE_TITLES: dict[str, str] = {"connectivity": "Connectivity", "agent_pipeline": "Agent pipeline",
+                                "orchestration": "Orchestration"}
+#: What a check exercises, named for people; a check's group defaults from its kind.
+GROUPS: dict[str, str] = {"auth": "Authentication", "http": "HTTP API", "websocket": "WebSocket",
+                          "agent_run": "Agent run", "fleet": "Orchestration fleet"}
+_GROUP_OF_KIND = {"http": "http", "ws": "websocket", "agent": "agent_run"}
 
 
-def check(name: str, phase: str, kind: str, title: str, why: str):
+def check(name: str, phase: str, kind: str, title: str, why: str, *, group: str | None = None):
+    group = group or _GROUP_OF_KIND[kind]
+    assert group in GROUPS, group
+
     def register(fn: Callable[["Context"], Awaitable[Outcome]]):
-        CHECKS[name] = CheckSpec(name, phase, title, why, fn, kind)
+        CHECKS[name] = CheckSpec(name, phase, title, why, fn, kind, group)
         PHASE_CHECKS.setdefault(phase, []).append(name)
         return fn
     return register
+
+
+def registry() -> dict[str, CheckSpec]:
+    """Every check of every phase; the orchestration phase's checks register when its module is imported."""
+    from . import orchestration  # noqa: F401 - imported here, not at the top: it imports this module
+    return CHECKS
 
 
 class Context:
@@ -367,7 +384,7 @@ async def check_discovery(ctx: Context) -> Outcome:
 
 
 @check("auth_token", "connectivity", "http", "A token from the auth service",
-       "POST {auth}/auth/e2e/test-auth with the bypass key returns an access token (E2E method only).")
+       "POST {auth}/auth/e2e/test-auth with the bypass key returns an access token (E2E method only).", group="auth")
 async def check_auth_token(ctx: Context) -> Outcome:
     if ctx.params.auth.method != "e2e_endpoint":
         return Outcome(Verdict("skip", "ok", f"auth.method is {ctx.params.auth.method}: no token endpoint to call",
