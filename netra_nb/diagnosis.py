@@ -126,9 +126,9 @@ def golden_path(records: Iterable[Record | Mapping[str, Any]]) -> GoldenPath:
         return GoldenPath(True, None, None, f"{head} ({_get(r, 'check')}).", head, r)
     failing = _failing(records)
     blocking_run = sorted((r for r in runs if r in failing or _get(r, "findings")),
-                          key=lambda r: (_rank(_get(r, "category")), end_time(r)))
+                          key=lambda r: (_rank(_categories_of(r)[0]), end_time(r)))
     if blocking_run:
-        category = _get(blocking_run[0], "category")
+        category = _categories_of(blocking_run[0])[0]  # a pass with a finding is blocked by the finding
     elif failing:
         category = min((_get(r, "category") for r in failing), key=_rank)
     elif runs:
@@ -136,7 +136,7 @@ def golden_path(records: Iterable[Record | Mapping[str, Any]]) -> GoldenPath:
     else:
         head = "The golden path was not exercised"
         return GoldenPath(False, None, None, f"{head}: no agent run was attempted in this run.", head)
-    hit = [r for r in failing if _get(r, "category") == category] or blocking_run
+    hit = [r for r in records if category in _categories_of(r)] or blocking_run
     first = min(hit, key=end_time) if hit else None
     phase = _get(first, "phase") if first is not None else None
     head = f"The golden path is NOT working: {_lower_first(category_info(category).title)}"
@@ -370,6 +370,16 @@ def _close_text(shape: SessionShape) -> str:
     return f"the welcome arrived and the client sent its first message, then {head}"
 
 
+_STAGE_SAID = re.compile(r"\b(?<!or )(before|after) the first client message\b(?! is unknown)")
+
+
+def _stage_said(record: Any) -> str:
+    """What a record's detail says of when the close came ("before/after the first client message"); ""
+    when it does not say, or says it is unknown (a JUnit file has no frames)."""
+    m = _STAGE_SAID.search(str(_get(record, "detail") or ""))
+    return m.group(0) if m else ""
+
+
 def failure_pattern(record: Record | Mapping[str, Any], frames: Sequence[Mapping[str, Any]] = ()) -> Pattern:
     """How ``record`` failed, from its evidence: its frames when it has any (the first abnormal session
     of a check with many), else its HTTP status, body and target. Pure; ``frames`` may hold the whole
@@ -402,8 +412,7 @@ def failure_pattern(record: Record | Mapping[str, Any], frames: Sequence[Mapping
     code = _get(record, "ws_close_code")
     if shape is None and code is not None:
         # No frames (events.jsonl lost): the record's own close fields and what its detail says of the stage.
-        detail = str(_get(record, "detail") or "")
-        stage = next((s for s in ("before the first client message", "after the first client message") if s in detail), "")
+        stage = _stage_said(record)
         who = {"server": "the server", "client": "the client"}.get(str(_get(record, "ws_closed_by")), "the connection")
         reason = _get(record, "ws_close_reason")
         text = f"{who} closed the WebSocket with {code}" + (f" ({_plain(reason)})" if reason else "") + (f", {stage}" if stage else "")
@@ -505,10 +514,10 @@ def _explain_session(cause: RootCause) -> tuple[list[str], list[str]]:
     """A session that ended early: who ended it, when, and what that places the fault in. When sessions
     ended at different stages, the earliest decides: a close before any client message needs none."""
     shapes = [g.pattern.shape for g in cause.groups if g.pattern.shape is not None and g.pattern.shape.close_code is not None]
-    if not shapes:
-        return [], []
-    shape = min(shapes, key=lambda s: _STAGES.index(s.stage))
     when = _window(cause.records)
+    if not shapes:
+        return _explain_close_without_frames(cause, when)
+    shape = min(shapes, key=lambda s: _STAGES.index(s.stage))
     code = shape.close_code
     if code == 1006 or shape.closed_by is None:
         what = "the connection was cut without a close frame"
@@ -546,6 +555,23 @@ def _explain_session(cause: RootCause) -> tuple[list[str], list[str]]:
                        "the fault is in the handling of client messages."
             where = f"Look at the server's handling of {which}"
     return [observed], [look + ".", where + "."]
+
+
+def _explain_close_without_frames(cause: RootCause, when: str) -> tuple[list[str], list[str]]:
+    """A close known only from the records' fields (no frames: a JUnit file, or events.jsonl lost): what they
+    say of the stage, and that the server's logs must tell the rest."""
+    closed = [r for r in cause.records if _get(r, "ws_close_code") is not None]
+    if not closed:
+        return [], []
+    code = _get(closed[0], "ws_close_code")
+    stages = {_stage_said(r) for r in closed}
+    said = next(iter(stages)) if len(stages) == 1 else ""
+    look = (f"Find the exception in the server's logs {when}." if code == 1011 else
+            f"Find in the server's logs {when} what ended these sessions.")
+    if said:
+        return [f"The records say the close came {said}."], [look]
+    return ([], [look, "The records do not say whether the close came before or after the first client message "
+                       "(no frames were recorded): the server's logs will."])
 
 
 def _explain_upgrade_refused(cause: RootCause) -> tuple[list[str], list[str]]:
@@ -652,6 +678,18 @@ def _explain(cause: RootCause) -> tuple[list[str], list[str]]:
     return observed, steps
 
 
+def _honesty_pattern(record: Any, category: str) -> Pattern:
+    """A result not to be trusted: its own message when that is the finding, else the finding's title beside
+    the check's own failure (which is told under that failure's cause)."""
+    own = _get(record, "category")
+    if own == category:
+        return Pattern((category, str(_get(record, "message"))), _plain(_get(record, "message") or category_info(category).title))
+    text = _lower_first(category_info(category).title)
+    if _get(record, "status") in ("fail", "error"):
+        text += f"; the check also failed with {_code(own)}"
+    return Pattern((category, own), text)
+
+
 def root_causes(records: Iterable[Record | Mapping[str, Any]], frames: Sequence[Mapping[str, Any]] = ()) -> list[RootCause]:
     """The run's root causes, the one that blocks the golden path first, then by severity.
 
@@ -670,8 +708,7 @@ def root_causes(records: Iterable[Record | Mapping[str, Any]], frames: Sequence[
         groups: dict[tuple[Any, ...], PatternGroup] = {}
         for category in categories:
             for r in cats[category]:
-                pattern = failure_pattern(r, frames) if category not in HONESTY else Pattern(
-                    (category, str(_get(r, "message"))), _plain(_get(r, "message") or category_info(category).title))
+                pattern = failure_pattern(r, frames) if category not in HONESTY else _honesty_pattern(r, category)
                 group = groups.setdefault(pattern.key, PatternGroup(category, pattern))
                 group.records.append(r)
                 group.patterns.append(pattern)

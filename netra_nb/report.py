@@ -101,8 +101,12 @@ def _code(text: Any) -> str:
 
 def _prose(text: Any) -> str:
     """A sentence from :mod:`netra_nb.diagnosis`: its backtick spans stay code, the rest is made inert."""
+    def inert(part: str) -> str:  # keep the spaces around a code span
+        lead, trail = part[:1].isspace(), part[-1:].isspace()
+        return (" " if lead else "") + _md(part) + (" " if trail and part.strip() else "")
+
     parts = str(text or "").split("`")
-    return "".join(_md(p) if i % 2 == 0 else _code(p) for i, p in enumerate(parts))
+    return "".join(inert(p) if i % 2 == 0 else _code(p) for i, p in enumerate(parts))
 
 
 def _secs(value: Any) -> str:
@@ -167,7 +171,12 @@ class Run:
     @cached_property
     def cause_of(self) -> dict[int, tuple[int, PatternGroup]]:
         """``id(record)`` → (its root cause's number, from 1; its pattern group), for every failing record."""
-        return {id(r): (k, g) for k, cause in enumerate(self.root_causes, 1) for g in cause.groups for r in g.records}
+        out: dict[int, tuple[int, PatternGroup]] = {}
+        for k, cause in enumerate(self.root_causes, 1):
+            for g in cause.groups:
+                for r in g.records:
+                    out.setdefault(id(r), (k, g))  # a failure with a finding too belongs to its failure's cause
+        return out
 
     @property
     def run_id(self) -> str:
@@ -324,7 +333,7 @@ def _failure_words(run: Run, head: str, rs: Sequence[Record], told: set[int]) ->
     clauses = []
     for k, g in order:
         members = by_group[id(g)]
-        who = f"{_names(members)}: " if len(order) > 1 or (len(members) < len(rs)) else ""
+        who = f"{_names(members, 3)}: " if len(order) > 1 or (len(members) < len(rs)) else ""
         if id(g) in told:
             clauses.append(f"{who}the same way (root cause {k})")
         else:
@@ -459,14 +468,20 @@ def _html(text: Any) -> str:
     return html.escape(str(redact(str(text if text is not None else ""))))
 
 
-def _checks_list(g: PatternGroup) -> str:
-    """The checks of a pattern as HTML, each with its phase and duration."""
+def _checks_list(g: PatternGroup, *, compact: bool) -> str:
+    """The checks of a pattern as HTML, each with its phase and duration; a long list as names alone, and
+    ``compact`` (summary.md) only its first dozen."""
+    if len(g.records) > 12:
+        shown = g.records[:12] if compact else g.records
+        more = f" and {len(g.records) - 12} more (every one in the report's table)" if len(shown) < len(g.records) else ""
+        return ", ".join(f"<code>{_html(r.check)}</code>" for r in shown) + more
     return " · ".join(f"<code>{_html(r.check)}</code> ({_html(r.phase)}, {_secs(r.duration_s)})" for r in g.records)
 
 
-def _cause_head(run: Run, k: int, cause: RootCause, level: int) -> str:
+def _cause_head(run: Run, k: int, cause: RootCause, level: int, *, compact: bool = False) -> str:
     """A root cause's title, what its checks saw (identical failures folded into one line, the checks in a
-    ``<details>``), and the kit's probes when it ran any."""
+    ``<details>``), the kit's probes when it ran any, and one check's raw evidence, collapsed (not when
+    ``compact``: summary.md, which also names at most a dozen checks per line)."""
     h = "#" * level
     icon = "‼" if cause.honesty else "✘"
     blocks = " — blocks the golden path" if cause.blocks_golden_path else (" — results not to be trusted" if cause.honesty else "")
@@ -479,15 +494,15 @@ def _cause_head(run: Run, k: int, cause: RootCause, level: int) -> str:
         lead = f"**{n} checks**" if n > 1 else f"**{_code(g.records[0].check)}** ({_md(g.records[0].phase)}, {_secs(g.records[0].duration_s)})"
         lines += [f"{lead}: {_prose(g.pattern.text)}.", ""]
         if n > 1:
-            lines += [_details(f"Which {n} checks", _checks_list(g)), ""]
+            lines += [_details(f"Which {n} checks", _checks_list(g, compact=compact)), ""]
     if cause.evidence:
         lines += ["**What the kit tried** (to tell a missing route from refused credentials):", ""]
         lines += [f"- {_md(e)}" for e in cause.evidence] + [""]
     # The raw evidence of one check without frames to chart, a single check's rather than a fleet's summary.
     bare = [r for g in cause.groups if g.pattern.shape is None for r in g.records if (r.detail or "").strip()]
-    raw = next((r for r in bare if _group(r) != "fleet"), bare[0] if bare else None)
-    if raw is not None and not cause.evidence:
-        lines += [_details(f"Raw evidence of <code>{_html(raw.check)}</code>", f"<pre>{_html(raw.detail)}</pre>"), ""]
+    shown = next((r for r in bare if _group(r) != "fleet"), bare[0] if bare else None)
+    if not compact and shown is not None and not cause.evidence:
+        lines += [_details(f"Raw evidence of <code>{_html(shown.check)}</code>", f"<pre>{_html(shown.detail)}</pre>"), ""]
     return "\n".join(lines)
 
 
@@ -505,16 +520,17 @@ def _cause_tail(cause: RootCause, *, observed: bool = True) -> str:
     return "\n".join(lines)
 
 
-def diagnosis_markdown(run: Run, *, level: int = 3, after_in_short: bool = False) -> str:
+def diagnosis_markdown(run: Run, *, level: int = 3, after_in_short: bool = False, compact: bool = False) -> str:
     """Every root cause as Markdown (without its charts), the golden path's blocking one first.
-    ``after_in_short``: the page's "In short" already told what the evidence shows for the first one."""
+    ``after_in_short``: the page's "In short" already told what the evidence shows for the first one;
+    ``compact``: for summary.md (see :func:`_cause_head`)."""
     if not run.root_causes:
         slow = [r for r in run.records if r.status == "degraded"]
         text = "Nothing failed: there is no root cause to diagnose."
         if slow:
             text += " Slower than their SLA: " + ", ".join(f"{_code(r.check)} ({_secs(r.duration_s)})" for r in slow) + "."
         return text
-    return "\n".join(_cause_head(run, k, c, level) + "\n" + _cause_tail(c, observed=not (after_in_short and k == 1))
+    return "\n".join(_cause_head(run, k, c, level, compact=compact) + "\n" + _cause_tail(c, observed=not (after_in_short and k == 1))
                      for k, c in enumerate(run.root_causes, 1))
 
 
@@ -764,7 +780,8 @@ def evidence_markdown(run: Run) -> str:
     flagged = [(r, c) for r in rs for c in _honesty_codes(r)]
     for c in dict.fromkeys(c for _, c in flagged):
         hit = [r for r, code in flagged if code == c]
-        lines.append(f"- ‼ {_code(c)} — {_md(category_info(c).title)}: {_names(hit, 12)}.")
+        k = next((k for k, cause in enumerate(run.root_causes, 1) if c in cause.categories), 0)
+        lines.append(f"- ‼ {_code(c)} — {_md(category_info(c).title)}: {_names(hit, 3)}" + (f" (root cause {k})." if k else "."))
     measured = [r for r in rs if r.phase != "triage" and r.status != "skip"]
     empty = [r for r in measured if r.status in PASSING and not r.bytes_received]
     if empty:
@@ -937,14 +954,14 @@ def comparison_markdown(run: Run, comparison: Comparison | None = None) -> str:
 # -- summary.md ----------------------------------------------------------------------------------
 
 def _results_lines(run: Run) -> list[str]:
-    """summary.md's results: the failures by root cause and pattern (named once each), then the flagged,
-    skipped and passing checks."""
+    """summary.md's results: the failures counted by root cause and pattern (their root cause names them),
+    then the skipped and passing checks by name."""
     lines = []
     for k, cause in enumerate(run.root_causes, 1):
-        for g in cause.groups:
-            icon = "‼" if g.category in HONESTY else "✘"
-            lines.append(f"- {icon} {_plural(len(g.records), 'check')}, {_code(g.category)} (root cause {k}): "
-                         f"{_names(g.records)}")
+        rs = cause.records
+        who = _code(rs[0].check) if len(rs) == 1 else _plural(len(rs), "check")
+        lines.append(f"- {'‼' if cause.honesty else '✘'} {who} ({', '.join(_code(c) for c in cause.categories)}): "
+                     f"root cause {k}")
     skipped = [r for r in run.records if r.status == "skip"]
     if skipped:
         lines.append(f"- ⊘ {len(skipped)} skipped: {_names(skipped)}")
@@ -965,7 +982,7 @@ def summary_markdown(run: Run, summary: Mapping[str, Any] | None = None) -> str:
     lines = [f"# {'✔' if gp.working else '✘'} {_md(gp.headline)}", "", f"Netra run report. {_facts(run)}", ""]
     lines += _overview(run)
     if run.root_causes:
-        lines += ["## Root causes", "", diagnosis_markdown(run, level=3, after_in_short=True), ""]
+        lines += ["## Root causes", "", diagnosis_markdown(run, level=3, after_in_short=True, compact=True), ""]
     lines += ["## Results", ""] + _results_lines(run) + [""]
     lines += ["## Evidence of real execution", "", evidence_markdown(run), ""]
     return str(redact("\n".join(lines).rstrip() + "\n"))

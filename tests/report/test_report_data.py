@@ -164,7 +164,7 @@ def test_diagnosis_of_a_healthy_run(runs):
 def test_evidence_flags_mock_fallback_and_zero_byte_passes(runs):
     run = report.load_run(runs["partial"])
     text = report.evidence_markdown(run)
-    assert "- ‼ `mock_fallback` — A mock or canned stand-in replaced the platform: `agent_discovery`." in text
+    assert "- ‼ `mock_fallback` — A mock or canned stand-in replaced the platform: `agent_discovery` (root cause 1)." in text
     assert "Defect: `api_health` passed but received 0 bytes from the network" in text
     df = report.evidence_table(run)
     assert {"bytes_sent", "bytes_received", "connect_s", "tls_s", "ws_open_s", "ttfb_s", "first_event_s",
@@ -191,8 +191,10 @@ def test_fake_fast_in_a_record_is_stated(tmp_path):
              bytes_sent=0, bytes_received=0)
     run = report.load_run(b.write(phases=["triage"]))
     text = report.evidence_markdown(run)
-    assert "`fake_fast` — A check claims network work but finished in under 10 ms: `test_agent_pipeline_execution`." in text
-    assert "`no_network_io` — A check passed without a byte on the network: `test_orchestration_states`." in text
+    assert ("`fake_fast` — A check claims network work but finished in under 10 ms: `test_agent_pipeline_execution` "
+            "(root cause 1).") in text
+    assert "`no_network_io` — A check passed without a byte on the network: `test_orchestration_states` (root cause 2)." in text
+    assert run.golden_path.blocked_by == "fake_fast"  # the agent run's pass cannot be trusted
     assert "Triage records come from JUnit XML" in text
     assert "cannot be trusted" in report.headline_markdown(run)
 

@@ -37,7 +37,7 @@ def test_e1_summary_tells_the_root_cause_once(fresh_runs):
     assert text.count("Find the exception in the server's logs") == 1
     assert "### ✘ Root cause 1: The server closed the WebSocket with 1011 (internal error) — blocks the golden path" in text
     results = text[text.index("## Results"):text.index("## Evidence of real execution")]
-    assert "- ✘ 2 checks, `ws_internal_error` (root cause 1): `websocket_connect`, `websocket_ping`" in results
+    assert "- ✘ 5 checks (`ws_internal_error`): root cause 1" in results
     assert "- ⊘ 1 skipped: `ws_empty_request`" in results
     assert len(text.split()) < 700
     assert SECRET_JWT not in text
