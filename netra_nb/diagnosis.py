@@ -240,8 +240,6 @@ class SessionShape:
     close_reason: str
     closed_by: str | None
     close_t: float | None
-    first_sent_t: float | None
-    last_t: float
     error_text: str | None  # the first error frame or agent failure received, verbatim
 
     @property
@@ -265,19 +263,16 @@ def session_shape(frames: Sequence[Mapping[str, Any]], record: Record | Mapping[
     after: list[str] = []
     agent: list[str] = []
     close: tuple[int | None, str, str | None] = (None, "", None)
-    close_t = first_sent_t = None
+    close_t = None
     error_text = None
-    last_t = 0.0
     for f in frames:
         t = _num(f.get("t_s")) or 0.0
-        last_t = max(last_t, t)
         direction, event = f.get("direction"), str(f.get("event") or "")
         if direction == "close" or event == "close":
             if close_t is None:
                 close, close_t = parse_close(f, record), t
         elif direction == "sent":
             sent.append(str(f.get("type") or event or "?"))
-            first_sent_t = t if first_sent_t is None else first_sent_t
         else:
             if event == "welcome" and not welcome:
                 welcome, welcome_t = True, t
@@ -288,7 +283,7 @@ def session_shape(frames: Sequence[Mapping[str, Any]], record: Record | Mapping[
             if error_text is None and event in ("error", *_AGENT_FAILURES):
                 error_text = str(f.get("text") or "")
     return SessionShape(welcome, welcome_t, tuple(sent), tuple(after), tuple(agent), close[0], close[1], close[2], close_t,
-                        first_sent_t, last_t, error_text)
+                        error_text)
 
 
 def _sessions_of(frames: Iterable[Mapping[str, Any]], phase: str, check: str) -> dict[int, list[Mapping[str, Any]]]:

@@ -461,7 +461,13 @@ def _prepare(df):
         raise KeyError(f"the history frame lacks {missing}")
     df = df.copy(deep=False)
     # A frame made by hand, or history written before series existed: one series per environment.
-    df["series"] = df["series"].astype(object).where(df["series"].notna(), "") if "series" in df.columns else ""
+    if "series" not in df.columns:
+        df["series"] = ""
+    elif df["series"].isna().any():
+        series = df["series"]
+        if isinstance(series.dtype, pd.CategoricalDtype) and "" not in series.cat.categories:
+            series = series.cat.add_categories([""])  # stays categorical: grouping a year of rows stays cheap
+        df["series"] = series.fillna("")
     if "run_key" not in df.columns:
         df["run_key"] = df["run_id"]
     if "run_started_at" not in df.columns:

@@ -400,7 +400,7 @@ def in_short(run: Run) -> list[str]:
     if causes:
         first = causes[0]
         if first.observed:
-            lines.append(f"**What the evidence shows** (root cause 1, next steps below): "
+            lines.append("**What the evidence shows** (root cause 1, next steps below): "
                          + " ".join(_prose(o) for o in first.observed))
         for k, cause in enumerate(causes[1:], 2):
             lines.append(f"**Also** root cause {k}: {_md(cause.title)} ({', '.join(_code(c) for c in cause.categories)}, "
