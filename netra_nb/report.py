@@ -80,6 +80,8 @@ _STATUS_ORDER = {"fail": 0, "error": 1, "degraded": 2, "skip": 3, "pass": 4}
 _FAILING = ("fail", "error")
 #: The order of "In short": what a request needs first comes first.
 _GROUP_ORDER = ("auth", "http", "websocket", "agent_run", "fleet")
+#: Titles of the phases whose records no check of the registry wrote.
+_OTHER_TITLES = {"triage": "Triage (pytest JUnit)"}
 
 
 # -- markdown helpers --------------------------------------------------------------------------
@@ -346,6 +348,7 @@ def _failure_words(run: Run, head: str, rs: Sequence[Record], told: set[int]) ->
 
 
 def _pass_words(run: Run, name: str, ok: Sequence[Record], total: int) -> str:
+    """What a group's passing checks show: the agent run's events, result and time; the token; or a count."""
     if name == "agent_run" and len(ok) == 1:
         r = ok[0]
         seen = ", ".join(_code(e) for e in r.events_seen) or "its events"
@@ -360,9 +363,9 @@ def _pass_words(run: Run, name: str, ok: Sequence[Record], total: int) -> str:
 
 
 def in_short(run: Run) -> list[str]:
-    """The incident in a few lines: one per group of checks (from the check registry), then what the
-    evidence shows, the next step and any other root cause. Every failure is told once; a later
-    line that saw the same says so and names its root cause."""
+    """The incident in a few lines: one per group of checks (from the check registry; a check it does not
+    know goes under its phase), then what the evidence shows for the first root cause and a line for each
+    other one. Every failure is told once; a later line that saw the same says so and names its cause."""
     lines: list[str] = []
     told: set[int] = set()
     groups: dict[str, list[Record]] = {}
@@ -371,7 +374,7 @@ def in_short(run: Run) -> list[str]:
     names = [g for g in _GROUP_ORDER if g in groups] + [g for g in groups if g not in _GROUP_ORDER]
     for name in names:
         rs = groups[name]
-        title = GROUPS.get(name) or PHASE_TITLES.get(name) or ("Triage (pytest JUnit)" if name == "triage" else name)
+        title = GROUPS.get(name) or PHASE_TITLES.get(name) or _OTHER_TITLES.get(name, name)
         bad = [r for r in rs if _flagged(r)]
         ok = [r for r in rs if r.status in PASSING and not r.findings]
         skipped = [r for r in rs if r.status == "skip"]
