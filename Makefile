@@ -21,8 +21,9 @@ test: $(STAMP)
 # JupyterLab refuses root unless told; containers and CI machines often run as root.
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
+# At the repository root: the notebooks, the run folders under outputs/ and params/ all in reach.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ROOT) $(ARGS)
+	$(VENV)/bin/jupyter lab --notebook-dir=. $(LAB_ROOT) $(ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)

@@ -5,7 +5,11 @@ The public surface for notebooks and for an engineer in JupyterLab::
     import netra_nb as nb
     nb.check("agent_run", env="staging")          # re-run one check; shows as a table
     phase = nb.Phase("connectivity", env="local")  # a phase's checks, with progress
-    phase.run(); phase.table(); phase.chart()
+    phase.run()                                    # shows as the results table
+    phase.chart()                                  # the durations, once
+
+Imported in a Jupyter kernel, it sets the secrets ``netra-nb serve`` wrote to ``.netra-nb.env``
+(see :mod:`netra_nb.envfile`) that the kernel's environment lacks.
 """
 
 from .categories import CATEGORIES, category_info
@@ -15,6 +19,9 @@ from .orchestration import OrchestrationPhase  # importing it registers the orch
 from .notebook import CheckResult, Phase, check, duration_chart, frames_chart, records_frame, run_sync
 from .params import ConfigError, Params, load_params
 from .records import Frame, Record, read_records
+from .envfile import load_in_kernel
+
+load_in_kernel()
 
 __all__ = [
     "CATEGORIES", "CHECKS", "PHASE_CHECKS", "CheckResult", "OrchestrationPhase", "ConfigError", "Frame", "Params", "Phase", "Record",

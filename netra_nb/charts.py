@@ -1,15 +1,16 @@
 """The report's charts (matplotlib, no pyplot state): each function takes plain data and returns a
 :class:`~matplotlib.figure.Figure`, or ``None`` when there is nothing to draw.
 
-* :func:`durations_chart` — every check's wall time, coloured by status, its SLA and timeout marked;
+* :func:`durations_chart` — every check's wall time, coloured by status, its SLA marked (and its
+  deadline, when the deadline stopped it); a log axis when fast and slow checks sit side by side;
 * :func:`timeline_chart` — every check as a bar on the run's time axis, phases as lanes;
 * :func:`session_chart` — one WebSocket session's frames on a time axis, the close marked;
 * :func:`failures_chart` — failing checks by category.
 
-:func:`pick_sessions` chooses which sessions to draw (all of a check's few sessions, a few
-representative ones of a check with hundreds); :func:`save` writes a figure to ``charts/<name>.png``.
-Figures are built with :class:`~matplotlib.figure.Figure` directly, so nothing is shown twice in a
-notebook and nothing leaks between calls.
+:func:`passing_session_patterns` groups the sessions that worked by what they look like, so a
+report draws each pattern once; :func:`save` writes a figure to ``charts/<name>.png``. Figures are
+built with :class:`~matplotlib.figure.Figure` directly, so nothing is shown twice in a notebook and
+nothing leaks between calls. Every label is placed inside its axes: the axis widens to fit it.
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ import matplotlib
 
 matplotlib.use("Agg", force=False)
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from .categories import category_info  # noqa: E402
-from .diagnosis import findings, phase_rank  # noqa: E402
-from .records import Record, field_of, parse_time  # noqa: E402
+from .diagnosis import findings, parse_close, phase_rank  # noqa: E402
+from .records import PASSING, Record, field_of, parse_time  # noqa: E402
 
 __all__ = [
     "STATUS_COLORS",
@@ -39,10 +41,12 @@ __all__ = [
     "durations_chart",
     "timeline_chart",
     "session_chart",
-    "pick_sessions",
+    "session_count",
+    "passing_session_patterns",
     "failures_chart",
     "save",
-    "parse_time",
+    "safe_name",
+    "new_figure",
     "parse_close",
 ]
 
@@ -58,6 +62,15 @@ _AREA_COLORS = {
     "agent": "#ad1457", "honesty": "#ef6c00", "kit": "#6d4c41", "ok": "#2e7d32",
 }
 _MAX_ROWS = 60  # beyond this a per-check chart stops being readable
+_BAD_EVENTS = ("error", "agent_error", "agent_failed", "invalid")
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A figure outside pyplot (a notebook shows it once, as the value it is) with a canvas that can measure
+    text, which placing labels needs."""
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _num(value: Any) -> float | None:
@@ -69,7 +82,6 @@ def _num(value: Any) -> float | None:
 
 
 _get = field_of
-_phase_rank = phase_rank
 
 
 def save(fig: Figure | None, run_dir: str | Path, name: str, *, dpi: int = 110) -> Path | None:
@@ -88,7 +100,7 @@ def safe_name(name: str) -> str:
 
 
 def _ordered(records: Iterable[Any]) -> list[Any]:
-    return sorted(records, key=lambda r: (_phase_rank(_get(r, "phase")), str(_get(r, "started_at") or "")))
+    return sorted(records, key=lambda r: (phase_rank(_get(r, "phase")), str(_get(r, "started_at") or "")))
 
 
 def _status_legend(statuses: Iterable[str]) -> list[Any]:
@@ -107,60 +119,100 @@ def _limit_rows(records: list[Any]) -> tuple[list[Any], int]:
     return [r for r in records if id(r) in keep], len(records)
 
 
+def _fit_labels(fig: Figure, ax: Any, labels: Sequence[tuple[Any, float, Sequence[float]]], *, log: bool,
+                left: float) -> None:
+    """Place each text label just right of its anchor (data x), past any marker it would cover, and widen
+    the x axis until every label ends inside the axes. ``labels``: (text, anchor x, marker xs)."""
+    renderer = fig.canvas.get_renderer()
+    pad = 4.0  # pixels between a bar or a marker and its label
+    for _ in range(4):
+        box = ax.get_window_extent(renderer)
+        lo, hi = ax.get_xlim()
+        need = hi
+        for text, anchor, markers in labels:
+            x = max(anchor, left) if log else anchor
+            start = ax.transData.transform((x, 0))[0] + pad
+            width = text.get_window_extent(renderer).width
+            for m in sorted(markers):
+                mx = ax.transData.transform((m, 0))[0]
+                if start - 2 * pad <= mx <= start + width + 2 * pad:
+                    x, start = m, mx + 2 * pad  # the label goes past the marker, never under it
+            text.set_x(ax.transData.inverted().transform((start, 0))[0])
+            # The largest x limit that still leaves room for the label right of x: solved on the axis' scale.
+            room = max(box.width - width - 3 * pad, box.width * 0.2) / box.width
+            if log:
+                need = max(need, lo * (max(x, lo) / lo) ** (1 / room))
+            else:
+                need = max(need, lo + (x - lo) / room)
+        if need <= hi * (1 + 1e-9):
+            return
+        ax.set_xlim(lo, need)
+
+
 # -- durations -------------------------------------------------------------------------------
 
-def durations_chart(records: Sequence[Record | Mapping[str, Any]]) -> Figure | None:
-    """Each check's duration as a bar coloured by status, with its SLA (|) and timeout (x) marked."""
+def _stopped_by_deadline(r: Any) -> bool:
+    """A failing check whose duration reached its deadline (``timeout_s``): the deadline ended it."""
+    d, limit = _num(_get(r, "duration_s")), _num(_get(r, "timeout_s"))
+    return bool(limit) and d is not None and _get(r, "status") in ("fail", "error") and d >= 0.95 * limit
+
+
+def durations_chart(records: Sequence[Record | Mapping[str, Any]], *, title: str = "Duration of each check") -> Figure | None:
+    """Each check's duration as a bar coloured by status, its value beside it, its SLA (|) marked, and a ✕ at
+    its deadline when the deadline stopped it. A log axis when the slowest is 50× the fastest."""
     records = [r for r in _ordered(records) if _num(_get(r, "duration_s")) is not None]
     if not records:
         return None
     records, total = _limit_rows(records)
     durations = [max(_num(_get(r, "duration_s")) or 0.0, 0.0) for r in records]
-    marks = [v for r in records for v in (_num(_get(r, "sla_s")), _num(_get(r, "timeout_s"))) if v]
-    positive = [d for d in durations + marks if d > 0]
+    slas = [_num(_get(r, "sla_s")) for r in records]
+    deadlines = [_num(_get(r, "timeout_s")) if _stopped_by_deadline(r) else None for r in records]
+    positive = [d for d in durations + slas + deadlines if d and d > 0]
     log = bool(positive) and max(positive) / max(min(positive), 1e-3) > 50
     # On a log axis bars start at the power of ten below the fastest check (a 0 s check shows as empty).
     floor = 10 ** math.floor(math.log10(max(min(positive), 1e-3))) if log else 0.0
+    phases = {_get(r, "phase") for r in records}
 
     n = len(records)
-    fig = Figure(figsize=(10, 1.4 + 0.32 * n))
+    fig = new_figure(10, 1.4 + 0.32 * n)
     ax = fig.subplots()
     ys = list(range(n))
     colors = [STATUS_COLORS.get(str(_get(r, "status")), "#607d8b") for r in records]
-    widths = [max(d, floor) - floor for d in durations]
-    ax.barh(ys, widths, left=floor, color=colors, height=0.65, zorder=2)
-    xmax = max(positive) if positive else 1.0
-    for y, r, d in zip(ys, records, durations):
-        label = f"{d:.3f} s" if d < 1 else f"{d:.2f} s"
-        ax.text(max(d, floor) * (1.08 if log else 1) + (0 if log else xmax * 0.01), y, label,
-                va="center", fontsize=8, color="#333333", zorder=4)
-        sla, timeout = _num(_get(r, "sla_s")), _num(_get(r, "timeout_s"))
+    ax.barh(ys, [max(d, floor) - floor for d in durations], left=floor, color=colors, height=0.65, zorder=2)
+    labels = []
+    for y, d, sla, deadline in zip(ys, durations, slas, deadlines):
         if sla:
             ax.plot([sla], [y], marker="|", markersize=14, markeredgewidth=2.2, color="black", zorder=5)
-        if timeout:
-            ax.plot([timeout], [y], marker="x", markersize=8, markeredgewidth=2, color="#b71c1c", zorder=5)
-    ax.set_yticks(ys, [f"{_get(r, 'phase')} · {_get(r, 'check')}" for r in records], fontsize=9)
+        if deadline:
+            ax.plot([deadline], [y], marker="x", markersize=8, markeredgewidth=2, color="#b71c1c", zorder=5)
+        text = ax.text(d, y, f"{d:.3f} s" if d < 1 else f"{d:.2f} s", va="center", fontsize=8, color="#333333", zorder=4,
+                       in_layout=False)  # placed inside the axes after the layout, not around it
+        labels.append((text, d, [m for m in (sla, deadline) if m]))
+    ax.set_yticks(ys, [f"{_get(r, 'phase')} · {_get(r, 'check')}" if len(phases) > 1 else str(_get(r, "check"))
+                       for r in records], fontsize=9)
     ax.invert_yaxis()
+    xmax = max(positive) if positive else 1.0
     if log:
         ax.set_xscale("log")
-        ax.set_xlim(floor, xmax * 3)
+        ax.set_xlim(floor, xmax * 1.5)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_xlabel("seconds (log scale)")
     else:
-        ax.set_xlim(0, xmax * 1.18)
+        ax.set_xlim(0, xmax * 1.05)
         ax.set_xlabel("seconds")
     ax.grid(axis="x", color="#dddddd", zorder=0)
     ax.set_axisbelow(True)
     shown = "" if total == n else f" ({n} of {total} checks: every failure, then the slowest)"
-    ax.set_title(f"Duration of each check{shown}", loc="left", fontsize=11)
+    ax.set_title(f"{title}{shown}", loc="left", fontsize=11)
     handles = _status_legend(_get(r, "status") for r in records)
-    if any(_num(_get(r, "sla_s")) for r in records):
+    if any(slas):
         handles.append(Line2D([], [], marker="|", markersize=12, markeredgewidth=2.2, color="black", ls="", label="SLA"))
-    if any(_num(_get(r, "timeout_s")) for r in records):
+    if any(deadlines):
         handles.append(Line2D([], [], marker="x", markersize=8, markeredgewidth=2, color="#b71c1c", ls="",
-                              label="timeout"))
+                              label="deadline reached"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     fig.tight_layout()
+    _fit_labels(fig, ax, labels, log=log, left=floor)
     return fig
 
 
@@ -175,7 +227,7 @@ def timeline_chart(records: Sequence[Record | Mapping[str, Any]], run_started_at
     origin = parse_time(run_started_at) or min(t for _, t in timed)
     origin = min([origin] + [t for _, t in timed])
     items = sorted(((r, (t - origin).total_seconds(), max(_num(_get(r, "duration_s")) or 0.0, 0.0)) for r, t in timed),
-                   key=lambda x: (_phase_rank(_get(x[0], "phase")), str(_get(x[0], "phase")), x[1]))
+                   key=lambda x: (phase_rank(_get(x[0], "phase")), str(_get(x[0], "phase")), x[1]))
     if len(items) > _MAX_ROWS:
         kept, _ = _limit_rows([r for r, _, _ in items])
         keep = set(map(id, kept))
@@ -189,7 +241,7 @@ def timeline_chart(records: Sequence[Record | Mapping[str, Any]], run_started_at
     left = first - (end - first) * 0.03 if first > (end - first) * 0.2 else 0.0
     span = (end - left) or 1.0
     n = len(items)
-    fig = Figure(figsize=(10, 1.6 + 0.3 * n))
+    fig = new_figure(10, 1.6 + 0.3 * n)
     ax = fig.subplots()
     slowest = max(items, key=lambda x: x[2])
     lanes: dict[str, list[int]] = {}
@@ -243,30 +295,6 @@ class SessionKey:
         return safe_name(f"session_{self.phase}_{self.check}_{self.session}")
 
 
-_CLOSE = re.compile(r"^\s*(\d{3,4})\b\s*(.*)$", re.S)
-_CLIENT_REASON = "netra-nb check done"
-
-
-def parse_close(frame: Mapping[str, Any], record: Record | Mapping[str, Any] | None = None) -> tuple[int | None, str, str | None]:
-    """(code, reason, who closed) of a close frame; who is ``server``, ``client`` or None (unknown)."""
-    text = str(frame.get("text") or "")
-    m = _CLOSE.match(text)
-    code = int(m.group(1)) if m else None
-    reason = (m.group(2) if m else text).strip()
-    who: str | None = None
-    by = re.search(r"\bby (server|client)\b", text)
-    if by:
-        who = by.group(1)
-        reason = reason.replace(by.group(0), "").strip(" ,;")
-    elif reason == _CLIENT_REASON:
-        who = "client"
-    elif code == 1006:
-        who = None
-    elif record is not None and _get(record, "ws_close_code") == code and _get(record, "ws_closed_by"):
-        who = _get(record, "ws_closed_by")
-    return code, reason, who
-
-
 def _sessions(frames: Iterable[Mapping[str, Any]]) -> dict[SessionKey, list[Mapping[str, Any]]]:
     out: dict[SessionKey, list[Mapping[str, Any]]] = {}
     for f in frames:
@@ -280,54 +308,6 @@ def _sessions(frames: Iterable[Mapping[str, Any]]) -> dict[SessionKey, list[Mapp
     return out
 
 
-def _abnormal(fs: list[Mapping[str, Any]]) -> bool:
-    for f in fs:
-        if f.get("direction") == "close":
-            code, _, who = parse_close(f)
-            if code not in (1000, None) or who == "server":
-                return True
-        if f.get("direction") == "received" and f.get("event") in ("error", "agent_error", "agent_failed", "invalid"):
-            return True
-    return False
-
-
-def pick_sessions(frames: Iterable[Mapping[str, Any]], records: Sequence[Record | Mapping[str, Any]] = (),
-                  *, per_check: int = 3, limit: int = 16) -> list[tuple[SessionKey, list[Mapping[str, Any]]]]:
-    """The sessions worth drawing: every session of a check with few, and for a check with many
-    (orchestration) a representative few: the first abnormal one, the longest and a typical one.
-    Sessions of failing checks come first."""
-    groups = _sessions(frames)
-    by_check: dict[tuple[str, str], list[SessionKey]] = {}
-    for key in groups:
-        by_check.setdefault((key.phase, key.check), []).append(key)
-    status = {(str(_get(r, "phase")), str(_get(r, "check"))): _get(r, "status") for r in records}
-    order = {(str(_get(r, "phase")), str(_get(r, "check"))): i for i, r in enumerate(_ordered(records))}
-    chosen: list[SessionKey] = []
-    for pc in sorted(by_check, key=lambda pc: (status.get(pc) not in ("fail", "error"), order.get(pc, 1 << 30),
-                                               _phase_rank(pc[0]), pc[1])):
-        keys = sorted(by_check[pc], key=lambda k: k.session)
-        if len(keys) <= per_check:
-            chosen.extend(keys)
-            continue
-        length = {k: max((_num(f.get("t_s")) or 0.0) for f in groups[k]) for k in keys}
-        picks: list[SessionKey] = []
-        abnormal = [k for k in keys if _abnormal(groups[k])]
-        if abnormal:
-            picks.append(abnormal[0])
-        picks.append(max(keys, key=lambda k: length[k]))
-        by_len = sorted(keys, key=lambda k: length[k])
-        picks.append(by_len[len(by_len) // 2])
-        picks.extend(keys)
-        seen: list[SessionKey] = []
-        for k in picks:
-            if k not in seen:
-                seen.append(k)
-            if len(seen) == per_check:
-                break
-        chosen.extend(sorted(seen, key=lambda k: k.session))
-    return [(k, groups[k]) for k in chosen[:limit]]
-
-
 def session_count(frames: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], int]:
     """How many sessions each (phase, check) has in the frames."""
     out: dict[tuple[str, str], int] = {}
@@ -337,21 +317,42 @@ def session_count(frames: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], 
 
 
 def _row_label(f: Mapping[str, Any]) -> str:
+    """A frame's row: ``close``, ``→ <type the client sent>`` or ``← <event received>``."""
     direction = f.get("direction")
     if direction == "close" or f.get("event") == "close":
         return "close"
     if direction == "sent":
-        return f"→ {f.get('type') or f.get('event') or '?'}"
+        sent = str(f.get("type") or f.get("event") or "?")
+        return "→ invalid JSON" if sent.startswith("<non") else f"→ {sent}"
     event = str(f.get("event") or "other")
     if event in ("other", "invalid"):
         return f"← {f.get('type') or event}"
     return f"← {event}"
 
 
+def passing_session_patterns(frames: Iterable[Mapping[str, Any]], records: Sequence[Record | Mapping[str, Any]]
+                             ) -> list[tuple[list[SessionKey], list[Mapping[str, Any]]]]:
+    """The sessions of passing checks grouped by what they look like (their rows in order and their close):
+    per pattern, every session that has it (in the run's order) and the first one's frames."""
+    passing = {(str(_get(r, "phase")), str(_get(r, "check"))): i for i, r in enumerate(_ordered(records))
+               if _get(r, "status") in PASSING}
+    groups: dict[tuple[Any, ...], tuple[list[SessionKey], list[Mapping[str, Any]]]] = {}
+    for key, fs in sorted(_sessions(frames).items(), key=lambda kv: (passing.get((kv[0].phase, kv[0].check), 1 << 30),
+                                                                    kv[0].session)):
+        if (key.phase, key.check) not in passing:
+            continue
+        rows = tuple(dict.fromkeys(_row_label(f) for f in fs))
+        closes = tuple(parse_close(f)[:2] for f in fs if f.get("direction") == "close")
+        keys, _ = groups.setdefault(rows + closes, ([], fs))
+        keys.append(key)
+    return list(groups.values())
+
+
 def session_chart(key: SessionKey, frames: Sequence[Mapping[str, Any]],
                   record: Record | Mapping[str, Any] | None = None, *, sessions_of_check: int = 1) -> Figure | None:
     """One session's frames on a time axis: one row per event type, sent (▶) vs received (●), the close (✖)
-    annotated with its code, reason and who closed; the end of the check dotted."""
+    annotated with its code, reason and who closed; the end of the check dotted. Error frames are red
+    only when the check failed: an error frame a passing check asked for is the answer it expected."""
     if not frames:
         return None
     rows: list[str] = []
@@ -365,8 +366,9 @@ def session_chart(key: SessionKey, frames: Sequence[Mapping[str, Any]],
     times = [_num(f.get("t_s")) or 0.0 for f in frames]
     duration = _num(_get(record, "duration_s")) if record is not None and sessions_of_check == 1 else None
     end = max(times + ([duration] if duration else [])) or 1.0
+    failed = record is not None and _get(record, "status") in ("fail", "error")
 
-    fig = Figure(figsize=(10, 1.25 + 0.36 * len(rows)))
+    fig = new_figure(10, 1.25 + 0.36 * len(rows))
     ax = fig.subplots()
     close_note = None
     kinds: set[str] = set()
@@ -386,7 +388,7 @@ def session_chart(key: SessionKey, frames: Sequence[Mapping[str, Any]],
                                 + (f" {reason}" if reason else "") + f" (by {who or 'nobody: no close frame'})"
                                 + f" at {t:.3f} s", color)
         else:
-            bad = f.get("event") in ("error", "agent_error", "agent_failed", "invalid")
+            bad = failed and f.get("event") in _BAD_EVENTS
             kinds.add("error frame" if bad else "received")
             ax.plot(t, y, marker="o", markersize=8, color="#c62828" if bad else "#2e7d32", ls="", zorder=3)
     if close_note:
@@ -396,7 +398,7 @@ def session_chart(key: SessionKey, frames: Sequence[Mapping[str, Any]],
                     ha="right" if right else "left", va="center", fontsize=9, fontweight="bold", color=color)
     if duration:
         ax.axvline(duration, color="#9e9e9e", ls=":", lw=1.2, zorder=1)
-        ax.text(duration, -0.6, " check ended", fontsize=7, color="#616161", va="bottom")
+        ax.text(duration, -0.6, "check ended ", fontsize=7, color="#616161", va="bottom", ha="right")
     ax.set_yticks(range(len(rows)), rows, fontsize=9)
     ax.set_ylim(len(rows) - 0.5, -0.9)
     ax.set_xlim(-end * 0.02, end * 1.08)
@@ -425,21 +427,26 @@ def failures_chart(records: Sequence[Record | Mapping[str, Any]]) -> Figure | No
     if not groups:
         return None
     cats = sorted(groups, key=lambda c: (-len(groups[c]), c))
-    fig = Figure(figsize=(10, 1.4 + 0.45 * len(cats)))
+    fig = new_figure(10, 1.4 + 0.45 * len(cats))
     ax = fig.subplots()
     values = [len(groups[c]) for c in cats]
     colors = [_AREA_COLORS.get(category_info(c).area, "#607d8b") for c in cats]
     ax.barh(range(len(cats)), values, color=colors, height=0.6, zorder=2)
+    labels = []
     for y, c in enumerate(cats):
-        names = ", ".join(groups[c][:5]) + (f" +{len(groups[c]) - 5}" if len(groups[c]) > 5 else "")
-        ax.text(len(groups[c]) + max(values) * 0.02, y, names, va="center", fontsize=8, color="#333333")
+        names = list(dict.fromkeys(groups[c]))
+        shown = [n for i, n in enumerate(names) if i == 0 or len(", ".join(names[:i + 1])) <= 60]
+        text = ", ".join(shown) + (f" and {len(names) - len(shown)} more" if len(shown) < len(names) else "")
+        labels.append((ax.text(len(groups[c]), y, text, va="center", fontsize=8, color="#333333", in_layout=False),
+                       len(groups[c]), []))
     ax.set_yticks(range(len(cats)), cats, fontsize=9)
     ax.invert_yaxis()
-    ax.set_xlim(0, max(values) * 2.2)
+    ax.set_xlim(0, max(values) * 1.05)
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("checks")
     ax.grid(axis="x", color="#dddddd", zorder=0)
     ax.set_axisbelow(True)
     ax.set_title("Failures by category (bars: how many checks; text: which)", loc="left", fontsize=11)
     fig.tight_layout()
+    _fit_labels(fig, ax, labels, log=False, left=0.0)
     return fig

@@ -34,8 +34,8 @@ from .records import Frame, Record, append_jsonl, utc_now
 from .redact import clip, redact, redact_obj, register_secret, register_secret_vars
 from .ws import WsObservation, WsSession
 
-__all__ = ["Context", "Outcome", "CHECKS", "PHASE_CHECKS", "CheckSpec", "short_id", "STAGES", "agent_request",
-           "agent_run_session", "WS_PATHS"]
+__all__ = ["Context", "Outcome", "CHECKS", "PHASE_CHECKS", "PHASE_TITLES", "GROUPS", "CheckSpec", "registry",
+           "short_id", "STAGES", "agent_request", "agent_run_session", "WS_PATHS"]
 
 #: The platform's WebSocket paths (netra-contract.md): where a session may be served.
 WS_PATHS = ("/ws", "/api/v1/websocket")
@@ -88,23 +88,40 @@ class CheckSpec:
     stages: tuple[str, ...] = ("http",)
     #: a deadline computed from the params for checks whose work is not a sum of fixed stages (the fleet)
     budget: Callable[[Params], float] | None = None
+    group: str = ""  # what the check exercises (a key of GROUPS): reports count and group by it
 
 
 CHECKS: dict[str, CheckSpec] = {}
 PHASE_CHECKS: dict[str, list[str]] = {}
+#: A phase's name for people, in the order the phases run.
+PHASE_TITLES: dict[str, str] = {"connectivity": "Connectivity", "agent_pipeline": "Agent pipeline",
+                                "orchestration": "Orchestration"}
+#: What a check exercises, named for people; a check's group defaults from its kind.
+GROUPS: dict[str, str] = {"auth": "Authentication", "http": "HTTP API", "websocket": "WebSocket",
+                          "agent_run": "Agent run", "fleet": "Orchestration fleet"}
+_GROUP_OF_KIND = {"http": "http", "ws": "websocket", "agent": "agent_run"}
 
 
 def check(name: str, phase: str, kind: str, title: str, why: str, *, stages: tuple[str, ...] = ("http",),
-          budget: Callable[[Params], float] | None = None):
+          budget: Callable[[Params], float] | None = None, group: str | None = None):
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ValueError(f"check {name}: unknown stages {unknown}")
+    group = group or _GROUP_OF_KIND[kind]
+    if group not in GROUPS:
+        raise ValueError(f"check {name}: unknown group {group!r}")
 
     def register(fn: Callable[["Context"], Awaitable[Outcome]]):
-        CHECKS[name] = CheckSpec(name, phase, title, why, fn, kind, stages, budget)
+        CHECKS[name] = CheckSpec(name, phase, title, why, fn, kind, stages, budget, group)
         PHASE_CHECKS.setdefault(phase, []).append(name)
         return fn
     return register
+
+
+def registry() -> dict[str, CheckSpec]:
+    """Every check of every phase; the orchestration phase's checks register when its module is imported."""
+    from . import orchestration  # noqa: F401 - imported here, not at the top: it imports this module
+    return CHECKS
 
 
 #: The observations made by the check running in this task, for judging what it saw when its deadline cuts it.
@@ -544,7 +561,7 @@ async def check_discovery(ctx: Context) -> Outcome:
 
 @check("auth_token", "connectivity", "http", "A token from the auth service",
        "POST {auth}/auth/e2e/test-auth with the bypass key returns an access token (E2E method only).",
-       stages=("token", "auth_health"))
+       stages=("token", "auth_health"), group="auth")
 async def check_auth_token(ctx: Context) -> Outcome:
     if ctx.params.auth.method != "e2e_endpoint":
         return Outcome(Verdict("skip", "ok", f"auth.method is {ctx.params.auth.method}: no token endpoint to call",

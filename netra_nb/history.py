@@ -1,5 +1,11 @@
 """Run history: every run's records in one dataset under ``outputs/_history/``, and the trends over it.
 
+A series is one environment pointed at one target: ``series`` says what the run talked to (the
+params file's ``base_url``, or for ``netra-nb demo`` the reference platform with its era and fault
+profiles, whose port changes every run). Every analysis keys on environment *and* series, so a demo
+under a fault profile, or a params file named ``local`` pointed elsewhere, is a series of its own and
+never makes the healthy series' checks look flaky or failing.
+
 Storage: Parquet, partitioned by environment and date, append-only
 -----------------------------------------------------------------
 
@@ -67,6 +73,8 @@ __all__ = [
     "plot_flaky",
     "plot_env_comparison",
     "history_main",
+    "series_of",
+    "where",
 ]
 
 HISTORY_DIR = "_history"
@@ -75,11 +83,12 @@ SEGMENT_RUNS = 32
 #: Closed days a writer looks back at for run files no segment covers yet (a run finishing after midnight).
 LOOKBACK_DAYS = 3
 #: The columns the analyses need; :func:`load_history` reads only these unless told otherwise.
-ANALYSIS_COLUMNS = ("run_key", "run_id", "env", "phase", "check", "status", "category",
+ANALYSIS_COLUMNS = ("run_key", "run_id", "env", "series", "phase", "check", "status", "category",
                     "run_started_at", "duration_s", "sla_s")
 #: Environments in the order a person expects them side by side; others follow alphabetically.
 ENV_ORDER = ("local", "staging", "production")
-KEYS = ["env", "phase", "check"]
+KEYS = ["env", "series", "phase", "check"]
+SERIES = ["env", "series"]
 _DETAIL_LIMIT = 4000
 _FAILING = ("fail", "error")
 _PASSED = {**{s: 1.0 for s in PASSING}, **{s: 0.0 for s in _FAILING}, "skip": float("nan")}
@@ -98,7 +107,7 @@ def _schema():
         "events_seen": pa.list_(pa.string()), "events_missing": pa.list_(pa.string()),
         "findings": pa.list_(pa.string()),
     }
-    fields = [pa.field("run_key", pa.string()), pa.field("run_started_at", ts)]
+    fields = [pa.field("run_key", pa.string()), pa.field("run_started_at", ts), pa.field("series", pa.string())]
     # Record fields this module does not know yet (added later) are kept as text.
     fields += [pa.field(name, known.get(name, pa.string())) for name in RECORD_FIELDS]
     return pa.schema(fields)
@@ -119,6 +128,26 @@ def _run_start(info: dict[str, Any], rows: list[dict[str, Any]], run_dir: Path) 
         times = [t for t in (_parse_time(r.get("started_at")) for r in rows) if t is not None]
         start = min(times) if times else datetime.now(timezone.utc)
     return start.astimezone(timezone.utc)
+
+
+def series_of(run_dir: Path, info: dict[str, Any]) -> str:
+    """What a run talked to: ``reference platform (<era> era, faults: <profiles>)`` for ``netra-nb demo``
+    (``run.json`` has ``era``; the port differs every run), else the ``base_url`` of the params file the
+    run used (its copy ``params.yaml``), with the WebSocket URL when it is not ``<base>/ws``; "" when
+    the folder says neither."""
+    if info.get("era") is not None or info.get("fault") is not None:
+        return f"reference platform ({info.get('era') or 'mid'} era, faults: {info.get('fault') or 'none'})"
+    try:
+        import yaml
+        data = yaml.safe_load((run_dir / "params.yaml").read_text())
+    except (OSError, ValueError, ImportError):
+        return ""
+    if not isinstance(data, dict) or not isinstance(data.get("base_url"), str):
+        return ""
+    base = data["base_url"].rstrip("/")
+    ws = str(data.get("ws_url") or "")
+    usual = base.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + "/ws"
+    return base if not ws or ws == usual else f"{base} (ws {ws})"
 
 
 def _safe(name: str) -> str:
@@ -146,10 +175,10 @@ def _cell(name: str, value: Any, arrow_type: Any) -> Any:
     return clip(value, _DETAIL_LIMIT) if name == "detail" else value
 
 
-def _run_table(rows: list[dict[str, Any]], run_key: str, started: datetime, run_id: str, env: str):
+def _run_table(rows: list[dict[str, Any]], run_key: str, started: datetime, run_id: str, env: str, series: str):
     import pyarrow as pa
     schema = _schema()
-    base = {"run_key": run_key, "run_started_at": started}
+    base = {"run_key": run_key, "run_started_at": started, "series": series}
     columns: dict[str, list[Any]] = {}
     for f in schema:
         if f.name in base:
@@ -221,7 +250,7 @@ def append_run(run_dir: Path, outputs_root: Path) -> None:
     env_dir = f"env={_safe(env)}"
     with _locked(root):
         path = root / "runs" / env_dir / f"date={day.isoformat()}" / f"run-{run_key}.parquet"
-        if not _write_once(_run_table(rows, run_key, started, run_id, env), path):
+        if not _write_once(_run_table(rows, run_key, started, run_id, env, series_of(run_dir, info)), path):
             return
         _compact(root, f"{env_dir}/date={day.isoformat()}", closed=False)
         for back in range(1, LOOKBACK_DAYS + 1):
@@ -413,7 +442,7 @@ def load_history(
     if bounds:
         table = table.filter(bounds[0] if len(bounds) == 1 else pc.and_(*bounds))
     for i, name in enumerate(table.column_names):
-        if name in ("env", "phase", "check", "status", "category", "run_key", "run_id"):
+        if name in ("env", "series", "phase", "check", "status", "category", "run_key", "run_id"):
             table = table.set_column(i, name, table.column(name).dictionary_encode())
     df = table.to_pandas()
     # Files come day by day; a stable sort on the start time alone keeps each run's rows together.
@@ -432,6 +461,14 @@ def _prepare(df):
     if missing:
         raise KeyError(f"the history frame lacks {missing}")
     df = df.copy(deep=False)
+    # A frame made by hand, or history written before series existed: one series per environment.
+    if "series" not in df.columns:
+        df["series"] = ""
+    elif df["series"].isna().any():
+        series = df["series"]
+        if isinstance(series.dtype, pd.CategoricalDtype) and "" not in series.cat.categories:
+            series = series.cat.add_categories([""])  # stays categorical: grouping a year of rows stays cheap
+        df["series"] = series.fillna("")
     if "run_key" not in df.columns:
         df["run_key"] = df["run_id"]
     if "run_started_at" not in df.columns:
@@ -451,7 +488,7 @@ def _prepare(df):
 def _outcomes(df):
     """One row per (env, run, phase, check): several records of a check in one run pass only if all pass."""
     d = df[df["passed"].notna()]
-    key = ["env", "run_key", "phase", "check"]
+    key = ["env", "series", "run_key", "phase", "check"]
     if d.duplicated(key).any():
         agg = {"passed": "min", "duration_s": "max", "run_started_at": "first", "status": "last"}
         for extra in ("category", "run_id", "sla_s"):
@@ -474,7 +511,7 @@ def runs_table(df, *, outage_share: float = 0.5, min_checks: int = 3):
 
 
 def _runs(d, outage_share: float = 0.5, min_checks: int = 3):
-    g = d.groupby(["env", "run_key"], observed=True, sort=False)
+    g = d.groupby(["env", "series", "run_key"], observed=True, sort=False)
     runs = g.agg(run_started_at=("run_started_at", "first"), checks=("passed", "size"), passed=("passed", "sum"))
     runs = runs.reset_index()
     runs["failing"] = runs["checks"] - runs["passed"].astype(int)
@@ -492,7 +529,7 @@ def outage_runs(df, *, outage_share: float = 0.5, min_checks: int = 3):
 def _last_runs(runs, n: int | None):
     if n is None:
         return runs
-    return runs.groupby("env", observed=True, sort=False).tail(n)
+    return runs.groupby(SERIES, observed=True, sort=False).tail(n)
 
 
 def _auto_every(d) -> tuple[str | None, int | None]:
@@ -500,7 +537,7 @@ def _auto_every(d) -> tuple[str | None, int | None]:
     span = d["run_started_at"].max() - d["run_started_at"].min() if len(d) else None
     if span is not None and span >= _days(3):
         return "D", None
-    runs = d.groupby("env", observed=True)["run_key"].nunique().max() if len(d) else 1
+    runs = d.groupby(SERIES, observed=True)["run_key"].nunique().max() if len(d) else 1
     return None, max(1, int(runs) // 20)
 
 
@@ -525,10 +562,10 @@ def duration_trend(df, *, freq: str | None = None, every_n_runs: int | None = No
     if freq is None and every_n_runs is None:
         freq, every_n_runs = _auto_every(d)
     if every_n_runs is not None:
-        order = d.groupby("env", observed=True)["run_started_at"].rank(method="dense").astype(int) - 1
+        order = d.groupby(SERIES, observed=True)["run_started_at"].rank(method="dense").astype(int) - 1
         group = order // every_n_runs
         d = d.assign(_g=group)
-        d["bucket"] = d.groupby(["env", "_g"], observed=True)["run_started_at"].transform("min")
+        d["bucket"] = d.groupby([*SERIES, "_g"], observed=True)["run_started_at"].transform("min")
         d = d.drop(columns="_g")
     else:
         d = d.assign(bucket=d["run_started_at"].dt.floor(freq))
@@ -555,7 +592,7 @@ def flaky_checks(df, *, last_n_runs: int | None = 100, outage_share: float = 0.5
     d = _outcomes(_prepare(df))
     runs = _runs(d, outage_share, min_checks)
     keep = _last_runs(runs[~runs["outage"]], last_n_runs)
-    d = d.merge(keep[["env", "run_key"]], on=["env", "run_key"])
+    d = d.merge(keep[[*SERIES, "run_key"]], on=[*SERIES, "run_key"])
     d = d.sort_values(KEYS + ["run_started_at", "run_key"], kind="stable")
     prev = d.groupby(KEYS, observed=True, sort=False)["passed"].shift()
     d = d.assign(flip=((d["passed"] != prev) & prev.notna()).astype(int))
@@ -609,24 +646,39 @@ def failing_streaks(df):
     return out[cols]
 
 
+def where(df):
+    """Each row's series named for people: its environment, and what it talked to when that environment
+    has more than one series in ``df``."""
+    env, series = df["env"].astype(str), df["series"].astype(str)
+    many = series.groupby(env).transform("nunique") > 1
+    return env.where(~many, env + " · " + series.where(series != "", "unknown target"))
+
+
+def _where_order(labels: Iterable[str]) -> list[str]:
+    """Series labels in the environments' order (:data:`ENV_ORDER`), then by name."""
+    labels = list(dict.fromkeys(str(x) for x in labels))
+    envs = _env_order(label.split(" · ")[0] for label in labels)
+    return sorted(labels, key=lambda x: (envs.index(x.split(" · ")[0]), x))
+
+
 def _env_order(envs: Iterable[str]) -> list[str]:
     envs = [str(e) for e in envs]
     return [e for e in ENV_ORDER if e in envs] + sorted(e for e in envs if e not in ENV_ORDER)
 
 
 def compare_envs(df, *, last_n_runs: int | None = 20):
-    """Environments side by side: per check (rows), for each env (column groups) its latest status,
-    category, duration p50 and pass rate over the env's last ``last_n_runs`` runs.
+    """Environments side by side: per check (rows), for each series (column groups, named by :func:`where`)
+    its latest status, category, duration p50 and pass rate over the series' last ``last_n_runs`` runs.
 
-    A check an env did not run is NaN there. ``differs`` marks checks whose latest status is not
-    the same in every env that ran them.
+    A check a series did not run is NaN there. ``differs`` marks checks whose latest status is not
+    the same in every series that ran them.
     """
     import pandas as pd
     d = _outcomes(_prepare(df))
     if d.empty:
         return pd.DataFrame()
     keep = _last_runs(_runs(d), last_n_runs)
-    d = d.merge(keep[["env", "run_key"]], on=["env", "run_key"])
+    d = d.merge(keep[[*SERIES, "run_key"]], on=[*SERIES, "run_key"])
     if "category" not in d.columns:
         d = d.assign(category="")
     d = d.sort_values(["run_started_at", "run_key"], kind="stable")
@@ -635,9 +687,10 @@ def compare_envs(df, *, last_n_runs: int | None = 20):
                  pass_rate=("passed", "mean")).reset_index()
     for c in ("env", "status", "category", "phase", "check"):
         long[c] = long[c].astype(str)
-    wide = long.pivot(index=["phase", "check"], columns="env", values=["status", "category", "p50_s", "pass_rate"])
+    long["where"] = where(long)
+    wide = long.pivot(index=["phase", "check"], columns="where", values=["status", "category", "p50_s", "pass_rate"])
     wide = wide.swaplevel(0, 1, axis=1)
-    envs = _env_order(long["env"].unique())
+    envs = _where_order(long["where"])
     metrics = ["status", "category", "p50_s", "pass_rate"]
     wide = wide.reindex(columns=pd.MultiIndex.from_product([envs, metrics], names=["env", "metric"]))
     statuses = wide.xs("status", axis=1, level="metric")
@@ -646,30 +699,37 @@ def compare_envs(df, *, last_n_runs: int | None = 20):
 
 
 def overview(df):
-    """Per env: runs, checks, records, first and last run, and outage runs."""
+    """Per series (environment and target): runs, checks, records, first and last run, and outage runs."""
     import pandas as pd
+    columns = ["env", "series", "runs", "checks", "records", "first_run", "last_run", "outage_runs"]
     if df.empty:
-        return pd.DataFrame(columns=["env", "runs", "checks", "records", "first_run", "last_run", "outage_runs"])
+        return pd.DataFrame(columns=columns)
     d = _prepare(df)
+    d = d.assign(env=d["env"].astype(str), series=d["series"].astype(str))
     runs = _runs(_outcomes(d))
-    g = d.groupby("env", observed=True)
+    g = d.groupby(SERIES)
     out = pd.DataFrame({
         "runs": g["run_key"].nunique(),
-        "checks": d.drop_duplicates(KEYS).groupby("env", observed=True).size(),
+        "checks": d.drop_duplicates(KEYS).groupby(SERIES).size(),
         "records": g.size(),
         "first_run": g["run_started_at"].min(),
         "last_run": g["run_started_at"].max(),
-        "outage_runs": runs.groupby("env", observed=True)["outage"].sum(),
-    })
-    out.index = out.index.astype(str)
-    return out.reindex(_env_order(out.index)).reset_index(names="env")
+        "outage_runs": runs.assign(env=runs["env"].astype(str), series=runs["series"].astype(str)).groupby(SERIES)["outage"].sum(),
+    }).reset_index()
+    order = _env_order(out["env"])
+    return out.sort_values(["env", "series"], key=lambda c: c.map(order.index) if c.name == "env" else c,
+                           ignore_index=True)[columns]
 
 
 # -- charts (each returns a matplotlib Figure) ------------------------------------------------------------
 
+def _check_labels(df):
+    """``<series> · <phase>/<check>`` for each row (the series as :func:`where` names it)."""
+    return where(df) + " · " + df["phase"].astype(str) + "/" + df["check"].astype(str)
+
+
 def _pick_checks(trend, checks: Sequence[str] | None, max_checks: int):
-    labels = trend["env"].astype(str) + " · " + trend["phase"].astype(str) + "/" + trend["check"].astype(str)
-    trend = trend.assign(label=labels)
+    trend = trend.assign(label=_check_labels(trend))
     if checks:
         return trend[trend["check"].astype(str).isin(list(checks))]
     score = trend.assign(over_sla=trend["p95_s"] / trend["sla_s"]).groupby("label").agg(
@@ -717,7 +777,7 @@ def plot_pass_rate(trend, *, max_checks: int = 40):
     from matplotlib.figure import Figure
     if trend.empty:
         return _empty_figure("no runs in the history")
-    t = trend.assign(label=trend["env"].astype(str) + " · " + trend["phase"].astype(str) + "/" + trend["check"].astype(str))
+    t = trend.assign(label=_check_labels(trend))
     grid = t.pivot_table(index="label", columns="bucket", values="pass_rate", aggfunc="mean", observed=True)
     grid = grid.loc[grid.mean(axis=1).sort_values().index[:max_checks]]
     fig = Figure(figsize=(10, 0.3 * len(grid) + 1.6))
@@ -740,7 +800,7 @@ def plot_flaky(flaky, *, top: int = 15):
     f = flaky[flaky["flips"] > 0].head(top)
     if f.empty:
         return _empty_figure("no check switched between pass and fail")
-    labels = f["env"].astype(str) + " · " + f["phase"].astype(str) + "/" + f["check"].astype(str)
+    labels = _check_labels(flaky).loc[f.index]  # named among all series, not only the flaky ones
     fig = Figure(figsize=(8, 0.35 * len(f) + 1.2))
     ax = fig.subplots()
     ax.barh(labels, f["flip_rate"], color=["#c62828" if x else "#f9a825" for x in f["flaky"]])

@@ -259,7 +259,7 @@ def judge_http(
             return Verdict("fail", "contract_mismatch", f"{what}: {problem}", f"HTTP {obs.status}; body: {body}")
     status = status_for_duration(obs.duration_s, sla_s)
     note = f" (slower than the SLA of {sla_s}s)" if status == "degraded" else ""
-    return Verdict(status, "ok", f"{what}: HTTP {obs.status} in {timing}{note}", f"body: {body}")
+    return Verdict(status, "ok", f"{what}: HTTP {obs.status}{note}", f"the request took {timing}; body: {body}")
 
 
 # -- canned answers -----------------------------------------------------------------------------
@@ -729,7 +729,7 @@ def _judge_run(obs: Any, view: RunView, identity: Identity, request: str | None,
         status = status_for_duration(elapsed, sla_s)
         sla = f" (slower than the SLA of {sla_s}s)" if status == "degraded" else ""
         return Verdict(status, "ok",
-                       f"agent run completed in {elapsed:.3f}s with all five events and a result{sla}",
+                       f"agent run completed {elapsed:.3f}s after our request, with all five events and a result{sla}",
                        f"result: {clip(_text_of(n.result), 400)}; our run told by: {view.how}; frames: {frames}{note}")
     # Not completed: why?
     errors = [f for f in after if f.norm.event == "error"]
@@ -786,7 +786,7 @@ def _judge_reply(obs: Any, expected: Callable[[Normalized], bool], expectation: 
     if match is not None:
         elapsed = match.t - obs.request_t
         status = status_for_duration(elapsed, sla_s)
-        return Verdict(status, "ok", f"{expectation} in {elapsed:.3f}s", f"reply: {clip(match.text, 300)}")
+        return Verdict(status, "ok", f"{expectation} {elapsed:.3f}s after our message", f"reply: {clip(match.text, 300)}")
     waited = _waited(obs)
     if replies:
         first = replies[0]

@@ -2,6 +2,8 @@
 
 Jupyter's kernel already runs an event loop, so the synchronous helpers here run their coroutine
 on a fresh loop in a worker thread when one is running; in a plain script they use asyncio.run.
+The charts are the report's (:mod:`netra_nb.charts`): figures outside pyplot, so a cell that
+returns one shows it once.
 """
 
 from __future__ import annotations
@@ -17,11 +19,10 @@ from .params import Params, load_params
 from .records import Record
 from .redact import clip
 
-__all__ = ["run_sync", "Phase", "check", "CheckResult", "records_frame", "duration_chart", "frames_chart"]
+__all__ = ["run_sync", "Phase", "Results", "check", "CheckResult", "records_frame", "duration_chart", "frames_chart"]
 
 T = TypeVar("T")
 _STATUS_MARK = {"pass": "✅", "degraded": "🐢", "fail": "❌", "error": "⚠️", "skip": "⏭️"}
-STATUS_COLORS = {"pass": "#2e7d32", "degraded": "#f9a825", "fail": "#c62828", "error": "#6a1b9a", "skip": "#9e9e9e"}
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -52,7 +53,8 @@ class CheckResult:
         return pd.DataFrame([self.record.to_dict()]).T.rename(columns={0: self.record.check})
 
     def chart(self):
-        return frames_chart(self.frames, title=f"{self.record.check}: frames")
+        """The check's (first) WebSocket session on a time axis; None for a check without frames."""
+        return frames_chart([f for f in self.frames if f.session == 0], record=self.record)
 
     def _repr_html_(self) -> str:
         r = self.record
@@ -108,8 +110,9 @@ class Phase:
         import pandas as pd
         return pd.DataFrame([{"check": n, "what": CHECKS[n].title, "why": CHECKS[n].why} for n in self.checks])
 
-    def run(self, only: Iterable[str] | None = None, *, progress: bool = True) -> list[Record]:
-        """Run the phase's checks in order; a line per check as it ends (``progress``)."""
+    def run(self, only: Iterable[str] | None = None, *, progress: bool = True) -> "Results":
+        """Run the phase's checks in order; a line per check as it ends (``progress``). The records it
+        returns show as the results table when they are a cell's value."""
         names = [n for n in self.checks if only is None or n in set(only)]
         if progress:
             print(self._header(len(names)), flush=True)
@@ -131,7 +134,7 @@ class Phase:
             self._finish(ctx)
             return out
 
-        self.records = run_sync(go())
+        self.records = Results(run_sync(go()))
         return self.records
 
     # Hooks for phases that keep more than records (orchestration keeps its fleet).
@@ -145,15 +148,18 @@ class Phase:
         pass
 
     def table(self):
+        """The results table of the last :meth:`run` (failures first)."""
         return records_frame(self.records)
 
     def chart(self):
-        return duration_chart(self.records, title=f"{self.phase}: duration per check")
+        """Each check's duration (a log axis when fast and slow checks sit side by side); None before a run."""
+        return duration_chart(self.records, title=f"{self.phase}: duration of each check")
 
     def frames_chart(self, check_name: str):
-        """The frames of one of this phase's WebSocket checks on a time axis."""
+        """The frames of one of this phase's WebSocket checks on a time axis; None when it has none."""
         frames = [f for f in self.frames if f.check == check_name and f.session == 0]
-        return frames_chart(frames, title=f"{check_name}: frames")
+        record = next((r for r in self.records if r.check == check_name), None)
+        return frames_chart(frames, record=record)
 
 
 def _run_id_of(run_dir: Path | None) -> str:
@@ -180,43 +186,43 @@ def records_frame(records: Iterable[Record]):
     return df[cols].reset_index(drop=True)
 
 
-def duration_chart(records: Iterable[Record], title: str = "duration per check"):
-    """Horizontal bars of each check's duration, coloured by status, with its SLA marked."""
-    import matplotlib.pyplot as plt
-    records = list(records)
-    fig, ax = plt.subplots(figsize=(8, 0.4 * max(3, len(records)) + 1))
-    names = [r.check for r in records]
-    ax.barh(names, [r.duration_s for r in records], color=[STATUS_COLORS.get(r.status, "#999") for r in records])
-    for i, r in enumerate(records):
-        if r.sla_s:
-            ax.plot([r.sla_s, r.sla_s], [i - 0.4, i + 0.4], color="black", lw=1, ls="--")
-    ax.invert_yaxis()
-    ax.set_xlabel("seconds (dashed: SLA)")
-    ax.set_title(title)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in STATUS_COLORS.values()]
-    ax.legend(handles, list(STATUS_COLORS), loc="lower right", fontsize="small")
-    fig.tight_layout()
-    return fig
+class Results(list):
+    """The records of a phase run; a notebook shows them as the results table."""
+
+    def _repr_html_(self) -> str:
+        return records_frame(self).to_html(index=False)
 
 
-def frames_chart(frames: Iterable[Any], title: str = "frames"):
-    """A session's frames on a time axis: one row per event type, sent vs received, the close marked."""
-    import matplotlib.pyplot as plt
-    rows = [f.to_dict() if hasattr(f, "to_dict") else dict(f) for f in frames]
-    fig, ax = plt.subplots(figsize=(8, 3))
-    if not rows:
-        ax.text(0.5, 0.5, "no frames", ha="center", va="center")
-        ax.set_axis_off()
+def _shown(fig: Any) -> Any:
+    """``fig`` as a cell's value shows once: it is outside pyplot (no second draw when the cell ends), and
+    IPython gets a PNG formatter for figures (it has one only once pyplot or %matplotlib ran)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
         return fig
-    events = list(dict.fromkeys(r["event"] for r in rows))
-    y = {e: i for i, e in enumerate(events)}
-    for r in rows:
-        style = {"sent": ("^", "#1565c0"), "received": ("o", "#2e7d32"), "close": ("X", "#c62828")}[r["direction"]]
-        ax.scatter(r["t_s"], y[r["event"]], marker=style[0], color=style[1], s=50)
-        if r["direction"] == "close":
-            ax.annotate(r.get("text", ""), (r["t_s"], y[r["event"]]), textcoords="offset points", xytext=(5, 5), fontsize=8)
-    ax.set_yticks(range(len(events)), events)
-    ax.set_xlabel("seconds since connect (▲ sent, ● received, ✕ close)")
-    ax.set_title(title)
-    fig.tight_layout()
+    ip = get_ipython()
+    if ip is not None and fig is not None:
+        from IPython.core.pylabtools import print_figure
+        from matplotlib.figure import Figure
+        ip.display_formatter.formatters["image/png"].for_type(Figure, lambda f: print_figure(f, "png", bbox_inches="tight"))
     return fig
+
+
+def duration_chart(records: Iterable[Record], title: str = "Duration of each check"):
+    """The report's durations chart (:func:`netra_nb.charts.durations_chart`) of ``records``."""
+    from . import charts
+    return _shown(charts.durations_chart(list(records), title=title))
+
+
+def frames_chart(frames: Iterable[Any], title: str | None = None, *, record: Record | None = None):
+    """One session's frames on a time axis (the report's :func:`netra_nb.charts.session_chart`): the request
+    the client sent labelled with its type, the close with its code and who closed; None without frames."""
+    from . import charts
+    rows = [f.to_dict() if hasattr(f, "to_dict") else dict(f) for f in frames]
+    if not rows:
+        return None
+    key = charts.SessionKey(str(rows[0].get("phase", "")), str(rows[0].get("check", "")), int(rows[0].get("session") or 0))
+    fig = charts.session_chart(key, sorted(rows, key=lambda f: (f.get("t_s") or 0.0, f.get("seq") or 0)), record)
+    if fig is not None and title:
+        fig.axes[0].set_title(title, loc="left", fontsize=10)
+    return _shown(fig)

@@ -468,7 +468,7 @@ def _fleet_evidence(fleet: Fleet) -> str:
 
 @check("concurrent_agent_runs", PHASE, "agent", "Many users' agent runs at once",
        "Every user — its own token, its own WebSocket — starts an agent run at the same moment; every run "
-       "must deliver the five events and a non-empty result, as a single run does.", budget=fleet_budget)
+       "must deliver the five events and a non-empty result, as a single run does.", budget=fleet_budget, group="fleet")
 async def check_concurrent_agent_runs(ctx: Context) -> Outcome:
     fleet = await fleet_for(ctx)
     n = fleet.users
@@ -506,7 +506,7 @@ async def check_concurrent_agent_runs(ctx: Context) -> Outcome:
 
 @check("user_isolation", PHASE, "agent", "No user sees another user's events",
        "Of all the sessions running at once, none may receive an agent event whose user_id or run_id is not its "
-       "own, and no two users' tokens may be welcomed as one identity.", budget=fleet_budget)
+       "own, and no two users' tokens may be welcomed as one identity.", budget=fleet_budget, group="fleet")
 async def check_user_isolation(ctx: Context) -> Outcome:
     fleet = await fleet_for(ctx)
     ran = [s for s in fleet.sessions if s.obs is not None]
@@ -579,7 +579,7 @@ async def check_user_isolation(ctx: Context) -> Outcome:
 @check("latency_percentiles", PHASE, "agent", "Latency percentiles under load",
        f"p50/p95/p99 of WebSocket open, first agent event and completion over every session, measured on the "
        f"wire; the p{SLA_PERCENTILE} is held against the SLA (sla.http for the open, sla.agent_run for completion).",
-       budget=fleet_budget)
+       budget=fleet_budget, group="fleet")
 async def check_latency_percentiles(ctx: Context) -> Outcome:
     fleet = await fleet_for(ctx)
     p = ctx.params

@@ -3,16 +3,19 @@
 Everything the report says is computed here, from a run folder, by functions that tests call
 directly; the notebook only calls them and displays the result, in this order:
 
-1. :func:`headline_markdown` — the golden-path verdict, the run's facts, what works and what failed;
-2. :func:`results_table` / :func:`results_html` — every check, failures first;
-3. :func:`chart` / :func:`session_charts` — durations, timeline, WebSocket sessions, failures
-   (drawn by :mod:`netra_nb.charts`, saved to ``charts/<name>.png``);
-4. :func:`diagnosis_markdown` — per category: the checks it hit, the evidence, causes, next steps;
-5. :func:`evidence_markdown` / :func:`evidence_html` — proof of real execution (bytes, timings, ids);
-6. :func:`comparison_markdown` — against the previous run of the same environment.
+1. :func:`headline_markdown` — the golden-path verdict, the run's facts and "In short": one line per
+   group of checks (authentication, HTTP API, WebSocket, agent run, fleet: the check registry's
+   groups), each failure told once and pointed at its root cause;
+2. :func:`root_cause_items` — one section per root cause (:func:`netra_nb.diagnosis.root_causes`):
+   identical failures folded into one line with the checks a click away, one session chart per
+   distinct pattern, what the evidence shows, the next steps, what was only seen before;
+3. the appendix: :func:`results_html` (every check, a repeated failure shown once),
+   :func:`appendix_chart_items` (durations, timeline, categories, the sessions that worked),
+   :func:`evidence_markdown` / :func:`evidence_html`, :func:`comparison_markdown`.
 
-Entry points for the runner: :func:`write_summary_md` and :func:`build_report`. Every reader
-tolerates a partial run folder (no ``run.json`` ``finished_at``, a torn last line, no parquet).
+Every duration quoted is a record's ``duration_s``, and the run's is its start to its end. Entry
+points for the runner: :func:`write_summary_md` and :func:`build_report`. Every reader tolerates a
+partial run folder (no ``run.json`` ``finished_at``, a torn last line, no parquet).
 """
 
 from __future__ import annotations
@@ -31,29 +34,30 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from . import charts
-from .charts import _num, _phase_rank  # one definition of each, shared with the charts
 from .categories import category_info
-from .diagnosis import Finding, GoldenPath, counts, findings, golden_path, is_agent_run
-from .frames import AGENT_EVENTS, normalize, result_of
-from .records import PASSING, Record, load_records, read_jsonl
+from .checks import GROUPS, PHASE_TITLES, registry
+from .diagnosis import (HONESTY, GoldenPath, PatternGroup, RootCause, counts, end_time, golden_path, is_agent_run,
+                        phase_rank, root_causes)
+from .frames import normalize, result_of
+from .records import PASSING, Record, load_records, parse_time, read_jsonl
 from .redact import clip, redact, redact_keeping_images
 
 __all__ = [
     "Run",
     "load_run",
     "latest_run",
+    "page_title",
     "headline_markdown",
-    "key_facts",
-    "components",
+    "in_short",
     "unfinished_notes",
+    "root_cause_items",
+    "diagnosis_markdown",
+    "golden_path_markdown",
     "results_table",
     "results_html",
     "chart",
     "CHART_NOTES",
-    "session_charts",
-    "diagnosis_markdown",
-    "golden_path_markdown",
-    "recommendations_markdown",
+    "appendix_chart_items",
     "evidence_table",
     "evidence_html",
     "evidence_markdown",
@@ -68,27 +72,16 @@ __all__ = [
     "notebook_path",
 ]
 
-HONESTY = ("fake_fast", "no_network_io", "mock_fallback")
 # Symbols every common font has (DejaVu, Liberation, the system fonts of Windows and macOS): the report must
 # read the same on a machine without an emoji font. The HTML export colours them (see _color_icons).
 STATUS_ICON = {"pass": "✔", "degraded": "⚠", "fail": "✘", "error": "✖", "skip": "⊘"}
 _ICON_COLORS = {"✔": "#2e7d32", "⚠": "#ef8f00", "✘": "#c62828", "✖": "#6a1b9a", "⊘": "#757575", "‼": "#e65100"}
 _STATUS_ORDER = {"fail": 0, "error": 1, "degraded": 2, "skip": 3, "pass": 4}
-_PHASE_TITLES = {"connectivity": "Connectivity", "agent_pipeline": "Agent pipeline",
-                 "orchestration": "Orchestration", "triage": "Triage (pytest JUnit)"}
-# The seed report's component groups, in the platform's words.
-_GROUPS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("Health and HTTP API", frozenset({"health", "api_health", "service_discovery"})),
-    ("Authentication", frozenset({"auth_token"})),
-    ("WebSocket connection", frozenset({"websocket_connect", "websocket_ping"})),
-    ("Agent discovery and configuration", frozenset({"agent_discovery", "agent_configuration", "agent_status",
-                                                     "agent_execute"})),
-    ("WebSocket agent run", frozenset({"agent_run"})),
-    ("WebSocket error handling", frozenset({"ws_invalid_json", "ws_empty_request"})),
-)
-_WS_CHECKS = frozenset({"websocket_connect", "websocket_ping", "agent_run", "ws_invalid_json", "ws_empty_request"})
-_HTTP_CHECKS = frozenset({"health", "api_health", "service_discovery", "agent_discovery", "agent_configuration",
-                          "agent_status", "agent_execute"})
+_FAILING = ("fail", "error")
+#: The order of "In short": what a request needs first comes first.
+_GROUP_ORDER = ("auth", "http", "websocket", "agent_run", "fleet")
+#: Titles of the phases whose records no check of the registry wrote.
+_OTHER_TITLES = {"triage": "Triage (pytest JUnit)"}
 
 
 # -- markdown helpers --------------------------------------------------------------------------
@@ -108,12 +101,14 @@ def _code(text: Any) -> str:
     return f"`{s}`" if s else "``"
 
 
-def _block(text: Any, limit: int = 1200) -> str:
-    """A fenced block quoting evidence verbatim (truncated)."""
-    s = str(redact(str(text or ""))).strip().replace("```", "'''")
-    if len(s) > limit:
-        s = s[:limit] + f" … ({len(s) - limit} more characters)"
-    return f"```text\n{s}\n```"
+def _prose(text: Any) -> str:
+    """A sentence from :mod:`netra_nb.diagnosis`: its backtick spans stay code, the rest is made inert."""
+    def inert(part: str) -> str:  # keep the spaces around a code span
+        lead, trail = part[:1].isspace(), part[-1:].isspace()
+        return (" " if lead else "") + _md(part) + (" " if trail and part.strip() else "")
+
+    parts = str(text or "").split("`")
+    return "".join(inert(p) if i % 2 == 0 else _code(p) for i, p in enumerate(parts))
 
 
 def _secs(value: Any) -> str:
@@ -123,13 +118,33 @@ def _secs(value: Any) -> str:
     return f"{v:.3f} s" if v < 10 else f"{v:.1f} s"
 
 
+def _num(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if v == v else None
+
+
 def _lower_first(s: str) -> str:
     return s[:1].lower() + s[1:] if s else s
 
 
 def _when(value: Any) -> str:
-    t = charts.parse_time(value)
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if t else "an unknown time"
+    t = value if isinstance(value, datetime) else parse_time(value)
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if t and t.year < 9999 else "an unknown time"
+
+
+def _names(records: Sequence[Record], limit: int = 0) -> str:
+    """``a``, ``b``, ``c`` (every name unless ``limit``: then the first ones and how many more)."""
+    names = list(dict.fromkeys(r.check for r in records))
+    shown = names if not limit or len(names) <= limit + 1 else names[:limit]
+    more = f" and {len(names) - len(shown)} more" if len(shown) < len(names) else ""
+    return ", ".join(_code(n) for n in shown) + more
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 # -- the run folder ----------------------------------------------------------------------------
@@ -152,8 +167,18 @@ class Run:
         return golden_path(self.records)
 
     @cached_property
-    def findings(self) -> list[Finding]:
-        return findings(self.records)
+    def root_causes(self) -> list[RootCause]:
+        return root_causes(self.records, self.frames)
+
+    @cached_property
+    def cause_of(self) -> dict[int, tuple[int, PatternGroup]]:
+        """``id(record)`` → (its root cause's number, from 1; its pattern group), for every failing record."""
+        out: dict[int, tuple[int, PatternGroup]] = {}
+        for k, cause in enumerate(self.root_causes, 1):
+            for g in cause.groups:
+                for r in g.records:
+                    out.setdefault(id(r), (k, g))  # a failure with a finding too belongs to its failure's cause
+        return out
 
     @property
     def run_id(self) -> str:
@@ -167,7 +192,7 @@ class Run:
 
     @property
     def started_at(self) -> str | None:
-        starts = [r.started_at for r in self.records if charts.parse_time(r.started_at)]
+        starts = [r.started_at for r in self.records if parse_time(r.started_at)]
         return self.meta.get("started_at") or self.summary_json.get("started_at") or (min(starts) if starts else None)
 
     @property
@@ -176,12 +201,14 @@ class Run:
 
     @property
     def duration_s(self) -> float | None:
-        start, end = charts.parse_time(self.started_at), charts.parse_time(self.finished_at)
+        """The run's own duration: from its start to its end (``run.json``), else ``summary.json``'s, else
+        from its first check's start to its last check's end."""
+        start, end = parse_time(self.started_at), parse_time(self.finished_at)
         if start and end:
             return (end - start).total_seconds()
         if _num(self.summary_json.get("duration_s")) is not None:
             return _num(self.summary_json.get("duration_s"))
-        spans = [(charts.parse_time(r.started_at), _num(r.duration_s) or 0.0) for r in self.records]
+        spans = [(parse_time(r.started_at), _num(r.duration_s) or 0.0) for r in self.records]
         spans = [(t, d) for t, d in spans if t]
         if not spans:
             return None
@@ -191,7 +218,7 @@ class Run:
     @property
     def phases(self) -> list[str]:
         listed = [str(p) for p in (self.meta.get("phases") or [])]
-        seen = sorted({r.phase for r in self.records} - set(listed), key=_phase_rank)
+        seen = sorted({r.phase for r in self.records} - set(listed), key=phase_rank)
         return listed + seen
 
     def frames_of(self, phase: str, check: str, session: int | None = 0) -> list[dict[str, Any]]:
@@ -230,13 +257,18 @@ def load_run(run_dir: str | Path, frames: Sequence[dict[str, Any]] | None = None
     return Run(run_dir, meta, records, frames, summary, bad, problem)
 
 
-# -- 1. headline -------------------------------------------------------------------------------
+# -- 1. headline ---------------------------------------------------------------------------------
 
 def _counts_text(records: Sequence[Record]) -> str:
     by_status, _ = counts(records)
     parts = [f"{by_status[s]} {s}" for s in ("pass", "degraded", "fail", "error", "skip") if by_status.get(s)]
-    noun = "check" if len(records) == 1 else "checks"
-    return f"{len(records)} {noun}: " + ", ".join(parts) if records else "no check recorded"
+    return f"{_plural(len(records), 'check')}: " + ", ".join(parts) if records else "no check recorded"
+
+
+def page_title(run: Run) -> str:
+    """The HTML page's ``<title>``: the verdict first, so a browser tab or a bookmark says it."""
+    gp = run.golden_path
+    return str(redact(f"{'✔' if gp.working else '✘'} {gp.headline} — Netra {run.env} run {run.run_id}"))
 
 
 def unfinished_notes(run: Run) -> list[str]:
@@ -276,233 +308,273 @@ def unfinished_notes(run: Run) -> list[str]:
     return notes
 
 
-def _group_of(r: Record) -> str:
-    if r.phase == "orchestration":
-        return "Orchestration (several users at once)"
-    if r.phase == "triage":
-        return "Triage (pytest JUnit)"
-    for name, checks in _GROUPS:
-        if r.check in checks:
-            return name
-    return _PHASE_TITLES.get(r.phase, r.phase)
+def _group(r: Record) -> str:
+    """The registry's group of a record's check ("" for a check the registry does not know: triage)."""
+    spec = registry().get(r.check)
+    return spec.group if spec is not None and spec.phase == r.phase else ""
 
 
-def _item(r: Record, *, why: bool) -> str:
-    icon = "‼" if r.findings and r.status in PASSING else STATUS_ICON.get(r.status, "•")
-    text = f"{icon} {_code(r.check)}"
-    if r.status == "degraded":
-        text += f" (slower than its SLA: {_secs(r.duration_s)}" + (f" > {_secs(r.sla_s)}" if r.sla_s else "") + ")"
-    elif why and r.status in ("fail", "error"):
-        text += f" ({_code(r.category)}: {_md(r.message)})"
-    elif why and r.status == "skip":
-        text += f" ({_md(r.message)})" if r.message else ""
-    if r.findings:
-        text += " (" + ", ".join(_code(f) for f in r.findings) + ")"
-    return text
+def _flagged(r: Record) -> bool:
+    """A failure, or a pass that cannot be trusted (an honesty finding)."""
+    return r.status in _FAILING or (r.status in PASSING and bool(r.findings))
 
 
-def components(records: Sequence[Record]) -> dict[str, list[str]]:
-    """``{"working": [...], "failed": [...], "skipped": [...]}``: one Markdown line per component group,
-    like the seed report's "Working Components"."""
-    out: dict[str, list[str]] = {"working": [], "failed": [], "skipped": []}
+def _failure_words(run: Run, head: str, rs: Sequence[Record], told: set[int]) -> str:
+    """``head`` ("3 of 4 checks fail") and how ``rs`` (failing records) failed, one clause per pattern: told
+    in full the first time, after that as "the same way" with its root cause. ``told`` collects the
+    patterns already told."""
+    by_group: dict[int, list[Record]] = {}
+    order: list[tuple[int, PatternGroup]] = []
+    for r in rs:
+        k, g = run.cause_of.get(id(r), (0, None))
+        if g is None:
+            continue
+        if id(g) not in by_group:
+            order.append((k, g))
+        by_group.setdefault(id(g), []).append(r)
+    clauses = []
+    for k, g in order:
+        members = by_group[id(g)]
+        who = f"{_names(members, 3)}: " if len(order) > 1 or (len(members) < len(rs)) else ""
+        if id(g) in told:
+            clauses.append(f"{who}the same way (root cause {k})")
+        else:
+            told.add(id(g))
+            clauses.append(f"{who}{_prose(g.pattern.text)} (root cause {k})")
+    if len(clauses) == 1 and clauses[0].startswith("the same way"):
+        return f"{head} {clauses[0]}"
+    more = f"; and {len(clauses) - 4} more kinds of failure" if len(clauses) > 4 else ""
+    return f"{head}: " + "; ".join(clauses[:4]) + more
+
+
+def _pass_words(run: Run, name: str, ok: Sequence[Record], total: int) -> str:
+    """What a group's passing checks show: the agent run's events, result and time; the token; or a count."""
+    if name == "agent_run" and len(ok) == 1:
+        r = ok[0]
+        seen = ", ".join(_code(e) for e in r.events_seen) or "its events"
+        text = f"{_code(r.check)} received {seen} and a result in {_secs(r.duration_s)}"
+        result = agent_result(run.frames, r.check)
+        return text + (f"; the result: {_md(result)}" if result else "")
+    if name == "auth" and len(ok) == 1:
+        return f"a token from the auth service ({_code(ok[0].check)}, {_secs(ok[0].duration_s)})"
+    if total == 1:
+        return f"{_code(ok[0].check)} passes"
+    return f"{len(ok)} of {total} checks pass"
+
+
+def in_short(run: Run) -> list[str]:
+    """The incident in a few lines: one per group of checks (from the check registry; a check it does not
+    know goes under its phase), then what the evidence shows for the first root cause and a line for each
+    other one. Every failure is told once; a later line that saw the same says so and names its cause."""
+    lines: list[str] = []
+    told: set[int] = set()
     groups: dict[str, list[Record]] = {}
-    for r in sorted(records, key=lambda r: (_phase_rank(r.phase), r.started_at or "")):
-        groups.setdefault(_group_of(r), []).append(r)
-    for name, rs in groups.items():
+    for r in sorted(run.records, key=lambda r: (phase_rank(r.phase), r.started_at or "")):
+        groups.setdefault(_group(r) or r.phase, []).append(r)
+    names = [g for g in _GROUP_ORDER if g in groups] + [g for g in groups if g not in _GROUP_ORDER]
+    for name in names:
+        rs = groups[name]
+        title = GROUPS.get(name) or PHASE_TITLES.get(name) or _OTHER_TITLES.get(name, name)
+        bad = [r for r in rs if _flagged(r)]
         ok = [r for r in rs if r.status in PASSING and not r.findings]
-        bad = [r for r in rs if r.status in ("fail", "error") or (r.status in PASSING and r.findings)]
         skipped = [r for r in rs if r.status == "skip"]
-        if ok:
-            out["working"].append(f"**{name}**: " + ", ".join(_item(r, why=False) for r in ok))
+        noun = "testcases" if name == "triage" else "checks"
         if bad:
-            out["failed"].append(f"**{name}**: " + ", ".join(_item(r, why=True) for r in bad))
+            icon = "‼" if all(r.status in PASSING for r in bad) else "✘"
+            verb = "fails" if len(bad) == 1 else "fail"
+            head = (f"{_code(bad[0].check)} {verb}" if len(rs) == 1 else
+                    f"{len(bad)} of {len(rs)} {noun} {verb}" + (" or cannot be trusted" if any(r.status in PASSING for r in bad) else ""))
+            text = _failure_words(run, head, bad, told)
+        elif ok:
+            icon = "✔"
+            text = _pass_words(run, name, ok, len(rs) - len(skipped))
+        else:
+            icon = "⊘"
+            text = f"{_names(skipped)} skipped" + (f": {_md(skipped[0].message)}" if len(skipped) == 1 and skipped[0].message else "")
+            skipped = []
+        slow = [r for r in ok if r.status == "degraded"]
+        if slow:
+            text += "; slower than the SLA: " + ", ".join(
+                f"{_code(r.check)} {_secs(r.duration_s)}" + (f" > {_secs(r.sla_s)}" if r.sla_s else "") for r in slow)
         if skipped:
-            out["skipped"].append(f"**{name}**: " + ", ".join(_item(r, why=True) for r in skipped))
-    return out
+            text += f"; {_names(skipped)} skipped"
+        lines.append(f"{icon} **{_md(title)}**: {text}.")
+    causes = run.root_causes
+    if causes:
+        first = causes[0]
+        if first.observed:
+            lines.append("**What the evidence shows** (root cause 1, next steps below): "
+                         + " ".join(_prose(o) for o in first.observed))
+        for k, cause in enumerate(causes[1:], 2):
+            lines.append(f"**Also** root cause {k}: {_md(cause.title)} ({', '.join(_code(c) for c in cause.categories)}, "
+                         f"{_plural(len(cause.records), 'check')}).")
+    return lines
 
 
-def _is_ws(r: Record) -> bool:
-    return (r.check in _WS_CHECKS or r.ws_open_s is not None or r.ws_close_code is not None
-            or r.check.startswith(("ws_", "websocket")) or (r.phase == "orchestration" and bool(r.events_seen)))
-
-
-def _is_http(r: Record) -> bool:
-    """An HTTP API check (authentication is told apart; skipped checks say nothing)."""
-    return (not _is_ws(r) and r.phase != "triage" and r.status != "skip" and r.check != "auth_token"
-            and (r.check in _HTTP_CHECKS or r.http_status is not None))
-
-
-def _close_words(r: Record) -> str:
-    if r.ws_close_code is None:
-        return ""
-    who = {"server": "the server", "client": "the client"}.get(r.ws_closed_by or "", "nobody (no close frame)")
-    reason = f" {_md('(' + r.ws_close_reason + ')')}" if r.ws_close_reason else ""
-    return f"closed by {who} with {r.ws_close_code}{reason}"
-
-
-def _agent_events(events: Iterable[str]) -> list[str]:
-    return [e for e in events if e in AGENT_EVENTS or e in ("agent_error", "agent_failed")]
-
-
-def _frame_story(run: Run, r: Record, limit: int = 8) -> str:
-    """The first frames of a check's session in words: ``0.012 s ← welcome · 0.013 s ✖ close 1011 …``."""
-    fs = run.frames_of(r.phase, r.check, 0)
-    if not fs:
-        return ""
-    parts = []
-    for f in fs[:limit]:
-        t = f"{_num(f.get('t_s')) or 0.0:.3f} s"
-        if f.get("direction") == "close" or f.get("event") == "close":
-            code, reason, who = charts.parse_close(f, r)
-            parts.append(f"{t} × close {code if code is not None else '?'} {reason}".rstrip()
-                         + (f" by {who}" if who else ""))
-        elif f.get("direction") == "sent":
-            parts.append(f"{t} → {f.get('type') or f.get('event')}")
-        else:
-            ev = f.get("event") or "other"
-            parts.append(f"{t} ← {f.get('type') if ev in ('other', 'invalid') else ev}")
-    if len(fs) > limit:
-        parts.append(f"… (+{len(fs) - limit} frames)")
-    return " · ".join(_md(p) for p in parts)
-
-
-def _welcomed_then_closed(run: Run, r: Record) -> bool:
-    """A welcome frame arrived and the next thing that came from the server was the close."""
-    fs = [f for f in run.frames_of(r.phase, r.check, 0) if f.get("direction") != "sent"]
-    for a, b in zip(fs, fs[1:]):
-        if a.get("event") == "welcome" and (b.get("direction") == "close" or b.get("event") == "close"):
-            return True
-    return False
-
-
-def key_facts(run: Run) -> list[str]:
-    """The incident in a few sentences, from the records: what works, where it breaks, what it means."""
-    rs = run.records
-    facts: list[str] = []
-    gp = run.golden_path
-    auth = [r for r in rs if r.check == "auth_token"]
-    if auth:
-        a = auth[0]
-        facts.append("Authentication works: a token was obtained (" + _code("auth_token") + " passed)."
-                     if a.status in PASSING else
-                     f"Authentication fails: {_code('auth_token')} — {_code(a.category)}: {_md(a.message)}.")
-    def bad_(r: Record) -> bool:
-        return r.status in ("fail", "error") or bool(r.findings)
-
-    http = [r for r in rs if _is_http(r)]
-    if http:
-        bad = [r for r in http if bad_(r)]
-        if not bad:
-            facts.append(f"The HTTP API works: {len(http)} of {len(http)} HTTP checks pass "
-                         f"({', '.join(_code(r.check) for r in http[:8])}).")
-        else:
-            facts.append(f"{len(bad)} of {len(http)} HTTP checks fail or cannot be trusted: " + "; ".join(
-                f"{_code(r.check)} {_code(r.category if r.status not in PASSING else ', '.join(r.findings))}"
-                for r in bad[:6]) + ".")
-    ws = [r for r in rs if _is_ws(r) and r.phase != "triage" and r.status != "skip"]
-    if ws:
-        bad = [r for r in ws if r.status in ("fail", "error")]
-        opened = [r for r in ws if r.ws_open_s is not None]
-        if not bad:
-            facts.append(f"The WebSocket works: {len(ws)} of {len(ws)} WebSocket checks pass.")
-        else:
-            cats = {r.category for r in bad}
-            first = bad[0]
-            text = ""
-            if opened:
-                text = f"The WebSocket connection opens (upgrade in {_secs(min(r.ws_open_s for r in opened))})"
-                if _welcomed_then_closed(run, first):
-                    text += ", the server's welcome arrives, and then the connection is "
-                else:
-                    text += ", and then the connection is "
-                closes = [r for r in bad if r.ws_close_code is not None]
-                if closes:
-                    c = closes[0]
-                    text += _close_words(c)
-                    if not _agent_events(c.events_seen):
-                        text += " before any agent event"
-                    text += "."
-                else:
-                    text = text.replace(", and then the connection is ", ", but ")
-                    text += f"{_md(_lower_first(category_info(first.category).title))}."
-            else:
-                text = f"The WebSocket does not open: {_code(first.category)} — {_md(first.message)}."
-            if len(cats) == 1:
-                text += (f" Every WebSocket check fails the same way ({len(bad)} of {len(ws)}: {_code(first.category)})."
-                         if len(bad) == len(ws) else
-                         f" {len(bad)} of {len(ws)} WebSocket checks fail the same way ({_code(first.category)}).")
-            else:
-                text += f" {len(bad)} of {len(ws)} WebSocket checks fail (" + ", ".join(_code(c) for c in sorted(cats)) + ")."
-            facts.append(text)
-    runs = [r for r in rs if is_agent_run(r)]
-    if gp.working:
-        good = next((r for r in runs if r.status in PASSING and not r.findings), None)
-        if good is not None:
-            facts.append(f"An agent run completed: {_code(good.check)} received "
-                         f"{', '.join(_code(e) for e in good.events_seen) or 'its events'} in {_secs(good.duration_s)}"
-                         + (f" (first agent event after {_secs(good.first_event_s)})" if good.first_event_s else "") + ".")
-            result = agent_result(run.frames, good.check)
-            if result:
-                facts.append(f"The agent's result: {_md(result)}")
-    elif not runs:
-        notebooks = run.meta.get("notebooks") or {}
-        stopped = [p for p in ("agent_pipeline", "orchestration") if p in run.phases
-                   and ((notebooks.get(p) or {}).get("status") in ("failed", "not_run")
-                        or not any(r.phase == p for r in rs))]
-        if stopped:
-            facts.append("No agent run was recorded because " + " and ".join(
-                f"phase {_code(p)} did not finish" for p in stopped) + ": the golden path is unknown, not proven broken.")
-    else:
-        r = runs[0]
-        seen = _agent_events(r.events_seen)
-        facts.append(f"The agent run ({_code(r.check)}, {_secs(r.duration_s)}) "
-                     + (f"saw {', '.join(_code(e) for e in seen)}" if seen else "saw no agent event")
-                     + (f"; missing: {', '.join(_code(e) for e in r.events_missing)}" if r.events_missing else "") + ".")
-    honest = [(r, c) for r in rs for c in _honesty_codes(r)]
-    if honest:
-        facts.append("Some results cannot be trusted: " + "; ".join(
-            f"{_code(r.check)} {_code(c)}" for r, c in honest[:6]) + " (see *Evidence of real execution*).")
-    if not gp.working and gp.blocked_by:
-        info = category_info(gp.blocked_by)
-        if info.causes:
-            facts.append(f"So the fault is most likely: {_md(_lower_first(info.causes[0]))}.")
-        if info.next_steps:
-            facts.append(f"Next: {_md(_lower_first(info.next_steps[0]))}.")
-    return facts
-
-
-def headline_markdown(run: Run) -> str:
-    """The report's first screen: the verdict as a heading, the run's facts, the story, components."""
-    gp = run.golden_path
-    icon = "✔" if gp.working else "✘"
-    lines = [f"# {icon} {_md(gp.sentence)}", ""]
+def _facts(run: Run) -> str:
+    """The run's identity and size on one line: environment, run, start, duration, counts, fault, first seen."""
     facts = [f"Environment **{_md(run.env)}**", f"run {_code(run.run_id)}", f"started {_when(run.started_at)}"]
     if run.duration_s is not None:
-        facts.append(f"took {_secs(run.duration_s)}")
+        facts.append(f"ran {_secs(run.duration_s)}")
     facts.append(f"**{_counts_text(run.records)}**")
-    lines += [" · ".join(facts), ""]
-    lines += overview_lines(run, skipped=True)
-    return "\n".join(lines)
+    if run.meta.get("fault"):
+        facts.append(f"fault profile {_code(run.meta['fault'])}")
+    if run.meta.get("era"):
+        facts.append(f"{_md(run.meta['era'])} era")
+    gp = run.golden_path
+    if gp.record is not None and not gp.working:
+        facts.append(f"first seen {_when(end_time(gp.record))} in {_code(gp.record.check)} ({_md(gp.record.phase)})")
+    return " · ".join(facts)
 
 
-def overview_lines(run: Run, *, skipped: bool) -> list[str]:
-    """What did not finish, the key facts, and the seed report's working/failed lists (Markdown lines)."""
+def _overview(run: Run) -> list[str]:
+    """What did not finish, then "In short" (Markdown lines)."""
     lines: list[str] = []
     notes = unfinished_notes(run)
     if notes:
         lines += ["**⚠ Not everything finished:**", ""] + [f"- {n}" for n in notes] + [""]
-    facts = key_facts(run)
-    if facts:
-        lines += ["**In short:**", ""] + [f"- {f}" for f in facts] + [""]
-    comp = components(run.records)
-    lines += ["### Working components", ""] + ([f"- {c}" for c in comp["working"]] or ["- none"]) + [""]
-    lines += ["### Failed", ""] + ([f"- {c}" for c in comp["failed"]] or ["- nothing failed"]) + [""]
-    if skipped and comp["skipped"]:
-        lines += ["### Skipped", ""] + [f"- {c}" for c in comp["skipped"]] + [""]
+    short = in_short(run)
+    if short:
+        lines += ["**In short**", ""] + [f"- {s}" for s in short] + [""]
     return lines
 
 
-# -- 2. results --------------------------------------------------------------------------------
+def headline_markdown(run: Run) -> str:
+    """The report's first screen: the verdict as its heading, the run's facts, and "In short"."""
+    gp = run.golden_path
+    lines = [f"# {'✔' if gp.working else '✘'} {_md(gp.headline)}", "", _facts(run), ""]
+    return "\n".join(lines + _overview(run))
+
+
+def golden_path_markdown(run: Run) -> str:
+    """The verdict and the agent runs it rests on, one line each."""
+    gp = run.golden_path
+    lines = [f"**{_md(gp.sentence)}**", ""]
+    for r in (r for r in run.records if is_agent_run(r)):
+        k = run.cause_of.get(id(r), (0, None))[0]
+        why = f" — root cause {k}" if k else ""
+        lines.append(f"- {STATUS_ICON.get(r.status, '')} {_code(r.check)} ({_md(r.phase)}, {_secs(r.duration_s)}): "
+                     f"{_md(r.message)}{why}")
+    return "\n".join(lines)
+
+
+# -- 2. root causes ------------------------------------------------------------------------------
+
+def _details(summary: str, body_html: str) -> str:
+    """A collapsed ``<details>`` as one HTML block (no blank line inside: Markdown renderers end an HTML
+    block there), for Markdown that nbconvert, JupyterLab and GitHub all render. Both parts are HTML."""
+    body = re.sub(r"\n\s*\n", "\n", body_html)
+    return f"<details><summary>{summary}</summary>\n{body}\n</details>"
+
+
+def _html(text: Any) -> str:
+    return html.escape(str(redact(str(text if text is not None else ""))))
+
+
+def _checks_list(g: PatternGroup, *, compact: bool) -> str:
+    """The checks of a pattern as HTML, each with its phase and duration; a long list as names alone, and
+    ``compact`` (summary.md) only its first dozen."""
+    if len(g.records) > 12:
+        shown = g.records[:12] if compact else g.records
+        more = f" and {len(g.records) - 12} more (every one in the report's table)" if len(shown) < len(g.records) else ""
+        return ", ".join(f"<code>{_html(r.check)}</code>" for r in shown) + more
+    return " · ".join(f"<code>{_html(r.check)}</code> ({_html(r.phase)}, {_secs(r.duration_s)})" for r in g.records)
+
+
+def _cause_head(run: Run, k: int, cause: RootCause, level: int, *, compact: bool = False) -> str:
+    """A root cause's title, what its checks saw (identical failures folded into one line, the checks in a
+    ``<details>``), the kit's probes when it ran any, and one check's raw evidence, collapsed (not when
+    ``compact``: summary.md, which also names at most a dozen checks per line)."""
+    h = "#" * level
+    icon = "‼" if cause.honesty else "✘"
+    blocks = " — blocks the golden path" if cause.blocks_golden_path else (" — results not to be trusted" if cause.honesty else "")
+    first = cause.first
+    lines = [f"{h} {icon} Root cause {k}: {_md(cause.title)}{blocks}", "",
+             f"{', '.join(_code(c) for c in cause.categories)} · {_plural(len(cause.records), 'check')} · first seen "
+             f"{_when(end_time(first))} in {_code(first.check)}", ""]
+    for g in cause.groups:
+        n = len(g.records)
+        lead = f"**{n} checks**" if n > 1 else f"**{_code(g.records[0].check)}** ({_md(g.records[0].phase)}, {_secs(g.records[0].duration_s)})"
+        lines += [f"{lead}: {_prose(g.pattern.text)}.", ""]
+        if n > 1:
+            lines += [_details(f"Which {n} checks", _checks_list(g, compact=compact)), ""]
+    if cause.evidence:
+        lines += ["**What the kit tried** (to tell a missing route from refused credentials):", ""]
+        lines += [f"- {_md(e)}" for e in cause.evidence] + [""]
+    # The raw evidence of one check without frames to chart, a single check's rather than a fleet's summary.
+    bare = [r for g in cause.groups if g.pattern.shape is None for r in g.records if (r.detail or "").strip()]
+    shown = next((r for r in bare if _group(r) != "fleet"), bare[0] if bare else None)
+    if not compact and shown is not None and not cause.evidence:
+        lines += [_details(f"Raw evidence of <code>{_html(shown.check)}</code>", f"<pre>{_html(shown.detail)}</pre>"), ""]
+    return "\n".join(lines)
+
+
+def _cause_tail(cause: RootCause, *, observed: bool = True) -> str:
+    """What the evidence shows (unless ``observed`` is False: "In short" told it), the next steps it points
+    to, and what is only history."""
+    lines: list[str] = []
+    if cause.observed and observed:
+        lines += ["**What the evidence shows**: " + " ".join(_prose(o) for o in cause.observed), ""]
+    if cause.next_steps:
+        lines += ["**Next steps**", ""] + [f"{n}. {_prose(s)}" for n, s in enumerate(cause.next_steps, 1)] + [""]
+    if cause.seen_before:
+        lines += ["**Seen before** (causes of this failure in the platform's history; this run does not show them): "
+                  + "; ".join(_md(_lower_first(c)) for c in cause.seen_before) + ".", ""]
+    return "\n".join(lines)
+
+
+def diagnosis_markdown(run: Run, *, level: int = 3, after_in_short: bool = False, compact: bool = False) -> str:
+    """Every root cause as Markdown (without its charts), the golden path's blocking one first.
+    ``after_in_short``: the page's "In short" already told what the evidence shows for the first one;
+    ``compact``: for summary.md (see :func:`_cause_head`)."""
+    if not run.root_causes:
+        slow = [r for r in run.records if r.status == "degraded"]
+        text = "Nothing failed: there is no root cause to diagnose."
+        if slow:
+            text += " Slower than their SLA: " + ", ".join(f"{_code(r.check)} ({_secs(r.duration_s)})" for r in slow) + "."
+        return text
+    return "\n".join(_cause_head(run, k, c, level, compact=compact) + "\n" + _cause_tail(c, observed=not (after_in_short and k == 1))
+                     for k, c in enumerate(run.root_causes, 1))
+
+
+def _session_image(run: Run, record: Record, session: int, name: str, alt: str) -> Any:
+    """Draw one session of ``record``, save it to ``charts/<name>.png``; the Image to display (or None)."""
+    from IPython.display import Image
+
+    frames = run.frames_of(record.phase, record.check, session)
+    total = charts.session_count(run.frames).get((record.phase, record.check), 1)
+    key = charts.SessionKey(record.phase, record.check, session)
+    path = charts.save(charts.session_chart(key, frames, record, sessions_of_check=total), run.dir, name)
+    return Image(filename=str(path), metadata={"alt": alt}) if path is not None else None
+
+
+def root_cause_items(run: Run) -> list[Any]:
+    """The display objects of the root-cause sections: per cause its heading and patterns (Markdown), the
+    session chart that stands for each pattern with frames (saved to ``charts/cause<k>_<n>.png``), then
+    what the evidence shows and the next steps. Nothing for a run without a failure."""
+    from IPython.display import Markdown
+
+    out: list[Any] = []
+    for k, cause in enumerate(run.root_causes, 1):
+        out.append(Markdown(_cause_head(run, k, cause, 2)))
+        for n, g in enumerate(cause.groups, 1):
+            rep = g.representative
+            if rep is None:
+                continue
+            record, session = rep
+            others = [r for r in g.records if r is not record]
+            alt = f"WebSocket frames of {record.check}'s session on a time axis"
+            image = _session_image(run, record, session, f"cause{k}_{n}", alt)
+            if image is not None:
+                out.append(image)
+                if others:
+                    who = _names(others) if len(others) <= 3 else f"the other {len(others)} checks"
+                    out.append(Markdown(f"*The session of {_code(record.check)}; {who} failed the same way.*"))
+        out.append(Markdown(_cause_tail(cause, observed=k > 1)))
+    return out
+
+
+# -- 3. the appendix: results, charts, evidence --------------------------------------------------------
 
 def agent_result(frames: Sequence[dict[str, Any]], check: str, limit: int = 300) -> str | None:
     """The result an agent run's ``agent_completed`` frame carried, as a short text (None if absent)."""
@@ -524,15 +596,28 @@ def _honesty_codes(r: Record) -> list[str]:
 
 def results_table(run: Run | Sequence[Record]) -> pd.DataFrame:
     """Every check: phase, check, status, category, duration, message (and honesty findings) — failures
-    first, then passes flagged by a finding, then by phase."""
-    records = run.records if isinstance(run, Run) else list(run)
-    rows = sorted(records, key=lambda r: (min(_STATUS_ORDER.get(r.status, 5), 1.5) if r.findings else _STATUS_ORDER.get(r.status, 5),
-                                          _phase_rank(r.phase), r.started_at or ""))
-    return pd.DataFrame(
-        [{"phase": r.phase, "check": r.check, "status": r.status, "category": r.category,
-          "duration_s": _num(r.duration_s), "message": str(redact(r.message or "")),
-          "findings": ", ".join(r.findings)} for r in rows],
-        columns=["phase", "check", "status", "category", "duration_s", "message", "findings"])
+    first, grouped by root cause and pattern, then passes flagged by a finding, then by phase. A failure
+    identical to the one on an earlier row says so instead of repeating its message."""
+    run = run if isinstance(run, Run) else Run(Path.cwd(), {}, list(run), [])
+
+    def order(r: Record) -> tuple[Any, ...]:
+        k, g = run.cause_of.get(id(r), (len(run.root_causes) + 1, None))
+        status = min(_STATUS_ORDER.get(r.status, 5), 1.5) if r.findings else _STATUS_ORDER.get(r.status, 5)
+        place = (run.root_causes[k - 1].groups.index(g), g.records.index(r)) if g is not None else (0, 0)
+        return (status > 1.5, k, place, status, phase_rank(r.phase), r.started_at or "")
+
+    rows, first_of = [], {}
+    for r in sorted(run.records, key=order):
+        _, g = run.cause_of.get(id(r), (0, None))
+        message = str(redact(r.message or ""))
+        if g is not None and len(g.records) > 1:
+            if id(g) in first_of:
+                message = f"the same failure as {first_of[id(g)]}"
+            else:
+                first_of[id(g)] = r.check
+        rows.append({"phase": r.phase, "check": r.check, "status": r.status, "category": r.category,
+                     "duration_s": _num(r.duration_s), "message": message, "findings": ", ".join(r.findings)})
+    return pd.DataFrame(rows, columns=["phase", "check", "status", "category", "duration_s", "message", "findings"])
 
 
 _ROW_COLORS = {"fail": "#fdecea", "error": "#f3e5f5", "degraded": "#fff4e0", "skip": "#f5f5f5", "pass": "#ffffff"}
@@ -560,28 +645,30 @@ def _styled_html(df: pd.DataFrame, status_col: str = "status", formats: Mapping[
 
 
 def results_html(run: Run | Sequence[Record]) -> str:
-    """:func:`results_table` as readable HTML: rows tinted by status, durations in seconds."""
+    """:func:`results_table` as readable HTML: rows tinted by status, durations in seconds, a finding
+    beside the category it changed."""
     df = results_table(run).reset_index(drop=True)
-    df["message"] = [m if len(m) <= 220 else clip(m, 220) + " …" for m in df["message"]]
-    df["category"] = [c if not f else f"{c} ‼ {f}" for c, f in zip(df["category"], df["findings"])]
+    df["category"] = [c if not f or f == c else f"{c} ‼ {f}" for c, f in zip(df["category"], df["findings"])]
     df = df.drop(columns=["findings"])
     return _styled_html(df, formats={"duration_s": lambda v: "" if v is None or v != v else f"{v:.3f}"})
 
-
-# -- 3. charts ---------------------------------------------------------------------------------
 
 CHART_NOTES = {
     "durations": "No check recorded a duration: there is nothing to chart.",
     "timeline": "No check recorded a start time: there is no timeline to draw.",
     "failures_by_category": "No check failed: there is nothing to chart by category.",
-    "sessions": "No WebSocket frame was recorded in this run (no events.jsonl, or no WebSocket check ran).",
 }
-
-
 CHART_ALT = {
-    "durations": "Duration of each check, coloured by status, with its SLA and timeout marked",
+    "durations": "Duration of each check, coloured by status, with its SLA marked",
     "timeline": "Timeline of the run: every check as a bar on one time axis, phases as lanes",
     "failures_by_category": "Failing checks by category",
+}
+_CHART_CAPTIONS = {
+    "durations": "**How long each check took**: one bar per check, coloured by status; the black tick is its SLA "
+                 "(slower than that is *degraded*); a ✕ marks a check stopped by its deadline.",
+    "timeline": "**Timeline of the run**: every check from its start to its end; the shaded lanes are the phases, "
+                "which run in parallel. The slowest check is outlined.",
+    "failures_by_category": "**Failures by category**: how many checks each category hit, and which.",
 }
 
 
@@ -596,7 +683,7 @@ def _figure(run: Run, name: str) -> Any:
 
 
 def chart(run: Run, name: str) -> Any:
-    """Draw chart ``name``, save it to ``charts/<name>.png`` and return what the notebook displays:
+    """Draw chart ``name``, save it to ``charts/<name>.png`` and return what a notebook displays:
     the PNG (an ``IPython.display.Image``) or a Markdown note saying why there is nothing to draw."""
     from IPython.display import Image, Markdown
 
@@ -606,149 +693,44 @@ def chart(run: Run, name: str) -> Any:
     return Image(filename=str(path), metadata={"alt": CHART_ALT[name]})
 
 
-def session_figures(run: Run, *, per_check: int = 3, limit: int = 16) -> list[tuple[str, Any, str]]:
-    """``(name, figure, caption)`` for each WebSocket session worth drawing (see :func:`charts.pick_sessions`)."""
-    picked = charts.pick_sessions(run.frames, run.records, per_check=per_check, limit=limit)
-    n_sessions = charts.session_count(run.frames)
-    by_key = {(r.phase, r.check): r for r in run.records}
-    out = []
-    for key, fs in picked:
-        record = by_key.get((key.phase, key.check))
-        total = n_sessions.get((key.phase, key.check), 1)
-        fig = charts.session_chart(key, fs, record, sessions_of_check=total)
-        caption = f"{key.phase} · {key.check}: session {key.session + 1} of {total}" if total > 1 else ""
-        out.append((key.name, fig, caption))
-    return out
+def _charts_to_show(run: Run) -> list[str]:
+    """The appendix charts that say something: the timeline only for checks the kit timed itself (a JUnit
+    file's times are the suite's), the categories only when there are two or more."""
+    names = ["durations"]
+    if any(r.phase != "triage" for r in run.records):
+        names.append("timeline")
+    if len({c for cause in run.root_causes for c in cause.categories}) > 1:
+        names.append("failures_by_category")
+    return names if run.records else []
 
 
-def session_charts(run: Run) -> list[Any]:
-    """The display objects for the WebSocket sessions: a note for checks with many sessions, then one PNG
-    per drawn session (each saved to ``charts/session_<phase>_<check>_<n>.png``)."""
-    from IPython.display import Image, Markdown
+def appendix_chart_items(run: Run) -> list[Any]:
+    """The appendix's charts with their captions, then one chart per distinct pattern of the WebSocket
+    sessions that worked; only what there is to draw (a run without records gets a note)."""
+    from IPython.display import Markdown
 
-    items = session_figures(run)
-    if not items:
-        return [Markdown(f"*{CHART_NOTES['sessions']}*")]
+    if not run.records:
+        return [Markdown(f"*{CHART_NOTES['durations']}*")]
     out: list[Any] = []
-    many = {pc: n for pc, n in charts.session_count(run.frames).items() if n > 3}
-    if many:
-        out.append(Markdown("Checks with many sessions are shown by a few representative ones (the first abnormal "
-                            "session, the longest and a typical one): " + "; ".join(
-                                f"{_code(c)} {n} sessions" for (_, c), n in many.items()) + "."))
-    for name, fig, caption in items:
-        path = charts.save(fig, run.dir, name)
-        if path is not None:
-            alt = f"WebSocket frames of {caption or name.replace('session_', '').replace('_', ' ')} on a time axis"
-            out.append(Image(filename=str(path), metadata={"alt": alt}))
+    for name in _charts_to_show(run):
+        out += [Markdown(_CHART_CAPTIONS[name]), chart(run, name)]
+    worked = charts.passing_session_patterns(run.frames, run.records)
+    if worked:
+        out.append(Markdown("**The WebSocket sessions that worked**, one per distinct pattern: ▶ sent by the client, "
+                            "● received from the server, ✕ a close; the dotted line is where the check ended."))
+    for n, (keys, frames) in enumerate(worked, 1):
+        key = keys[0]
+        record = next((r for r in run.records if (r.phase, r.check) == (key.phase, key.check)), None)
+        image = _session_image(run, record, key.session, f"worked_{n}", f"WebSocket frames of {key.check}'s session") \
+            if record is not None else None
+        if image is not None:
+            out.append(image)
+            same = list(dict.fromkeys(k.check for k in keys[1:]))
+            if same:
+                out.append(Markdown(f"*The same pattern: {', '.join(_code(c) for c in same)} "
+                                    f"({_plural(len(keys) - 1, 'session')}).*"))
     return out
 
-
-# -- 4. diagnosis ------------------------------------------------------------------------------
-
-def _evidence_lines(run: Run, f: Finding, limit: int = 4) -> list[str]:
-    lines: list[str] = []
-    for r in f.records[:limit]:
-        head = f"**{_code(f'{r.phase}/{r.check}')}** ({r.status}, {_secs(r.duration_s)}): {_md(r.message)}"
-        extra = []
-        if r.http_status is not None:
-            extra.append(f"upgrade answered HTTP {r.http_status}" if _is_ws(r) else f"HTTP {r.http_status}")
-        if r.ws_close_code is not None:
-            extra.append(_close_words(r))
-        if r.events_seen:
-            extra.append("events seen: " + ", ".join(_code(e) for e in r.events_seen))
-        if r.events_missing:
-            extra.append("missing: " + ", ".join(_code(e) for e in r.events_missing))
-        story = _frame_story(run, r)
-        if story:
-            extra.append(f"frames: {story}")
-        lines.append("  \n".join([head] + extra))
-        if (r.detail or "").strip():
-            lines.append(_block(r.detail, limit=800))
-        lines.append("")
-    if len(f.records) > limit:
-        lines.append(f"*… and {len(f.records) - limit} more: " + ", ".join(_code(r.check) for r in f.records[limit:limit + 12])
-                     + ("…" if len(f.records) > limit + 12 else "") + "*")
-        lines.append("")
-    return lines
-
-
-def diagnosis_markdown(run: Run, *, level: int = 3) -> str:
-    """For each category present, the golden path's blocking one first: title, checks, evidence quoted
-    from the records, likely causes, next steps."""
-    fs = run.findings
-    h = "#" * level
-    if not fs:
-        slow = [r for r in run.records if r.status == "degraded"]
-        text = "Nothing failed: there is no category to diagnose."
-        if slow:
-            text += " Slower than their SLA: " + ", ".join(f"{_code(r.check)} ({_secs(r.duration_s)})" for r in slow) + "."
-        return text
-    lines: list[str] = []
-    for i, f in enumerate(fs, 1):
-        icon = "‼" if f.category in HONESTY else "✘"
-        lines += [f"{h} {i}. {icon} {_code(f.category)} — {_md(f.title)}", ""]
-        if f.blocks_golden_path:
-            lines += ["**This blocks the golden path.**", ""]
-        uniq = list(dict.fromkeys(f.checks))
-        lines += [f"Hit {len(f.records)} check(s) in {', '.join(_code(p) for p in f.phases)}: "
-                  + ", ".join(_code(c) for c in uniq[:20]) + (" …" if len(uniq) > 20 else ""), ""]
-        lines += ["**Evidence**", ""] + _evidence_lines(run, f)
-        if f.causes:
-            lines += ["**Likely causes**", ""] + [f"- {_md(c)}" for c in f.causes] + [""]
-        if f.next_steps:
-            lines += ["**Next steps**", ""] + [f"{n}. {_md(s)}" for n, s in enumerate(f.next_steps, 1)] + [""]
-    return "\n".join(lines)
-
-
-def golden_path_markdown(run: Run) -> str:
-    """What the run means for the golden path: did an agent actually start and return a result?"""
-    gp = run.golden_path
-    runs = [r for r in run.records if is_agent_run(r)]
-    lines = [f"**{_md(gp.sentence)}**", ""]
-    for r in runs:
-        seen = ", ".join(_code(e) for e in r.events_seen) or "none"
-        missing = ", ".join(_code(e) for e in r.events_missing) or "none"
-        lines.append(f"- {STATUS_ICON.get(r.status, '')} {_code(r.check)} ({r.phase}, {_secs(r.duration_s)}): "
-                     f"{_md(r.message)} — agent events seen: {seen}; missing: {missing}.")
-    if runs:
-        lines.append("")
-    if gp.working:
-        lines.append("Users get an agent's answer: the request reaches an agent, its progress events are "
-                     "delivered over the WebSocket and the result comes back.")
-    elif gp.blocked_by:
-        info = category_info(gp.blocked_by)
-        lines += [f"Agent execution is **blocked by {_code(gp.blocked_by)}** ({_md(_lower_first(info.title))})"
-                  + (f", first seen in the {_code(gp.phase)} phase" if gp.phase else "") + ". "
-                  "Users cannot get an agent's answer: without the agent events over the WebSocket there is no "
-                  "real-time progress and no result, which is the chat's whole value."]
-    else:
-        lines.append("No agent run was attempted, so this run says nothing about the golden path.")
-    return "\n".join(lines)
-
-
-def recommendations_markdown(run: Run) -> str:
-    """The next steps, most urgent first: P0 for what blocks the golden path, P1 for the rest."""
-    lines: list[str] = []
-    for f in run.findings:
-        prio = "P0" if f.blocks_golden_path else ("P1" if f.category not in HONESTY else "P1 (trust)")
-        checks = ", ".join(_code(c) for c in list(dict.fromkeys(f.checks))[:6])
-        lines.append(f"- **{prio} — {_md(f.title)}** ({_code(f.category)}; {checks})")
-        for s in f.next_steps:
-            lines.append(f"  - {_md(s)}")
-    slow = [r for r in run.records if r.status == "degraded"]
-    for r in slow:
-        lines.append(f"- **P2 — {_code(r.check)} is slower than its SLA** ({_secs(r.duration_s)}"
-                     + (f" > {_secs(r.sla_s)}" if r.sla_s else "") + "): watch it in the next runs.")
-    notes = unfinished_notes(run)
-    if any("did not finish" in n or "was not run" in n for n in notes):
-        lines.append("- **Re-run the phases that did not finish** once the cause above is fixed; their checks "
-                     "have no verdict in this run.")
-    if not lines:
-        lines.append("- No action needed: every check passed. Keep the run as the baseline for the next comparison.")
-    return "\n".join(lines)
-
-
-# -- 5. evidence of real execution ----------------------------------------------------------------
 
 _TIMING = ("connect_s", "tls_s", "ws_open_s", "ttfb_s", "first_event_s", "duration_s")
 
@@ -756,7 +738,7 @@ _TIMING = ("connect_s", "tls_s", "ws_open_s", "ttfb_s", "first_event_s", "durati
 def evidence_table(run: Run | Sequence[Record]) -> pd.DataFrame:
     """Per check: bytes on the wire, the timing breakdown and the server's identifiers."""
     records = run.records if isinstance(run, Run) else list(run)
-    rows = sorted(records, key=lambda r: (_phase_rank(r.phase), r.started_at or ""))
+    rows = sorted(records, key=lambda r: (phase_rank(r.phase), r.started_at or ""))
     cols = ["phase", "check", "status", "bytes_sent", "bytes_received", *_TIMING, "connection_id", "server_run_id",
             "findings"]
     return pd.DataFrame(
@@ -780,45 +762,51 @@ def evidence_html(run: Run | Sequence[Record]) -> str:
     return '<div style="overflow-x: auto">' + _styled_html(df, formats=fmt) + "</div>"
 
 
+def _wire_totals(records: Sequence[Record]) -> tuple[int, int]:
+    """Bytes sent and received by the run's checks, a fleet's once: its checks judge the same sessions."""
+    sent = received = 0
+    fleets: dict[str, tuple[int, int]] = {}
+    for r in records:
+        if _group(r) == "fleet":
+            s, v = fleets.get(r.phase, (0, 0))
+            fleets[r.phase] = (max(s, r.bytes_sent or 0), max(v, r.bytes_received or 0))
+        else:
+            sent, received = sent + (r.bytes_sent or 0), received + (r.bytes_received or 0)
+    return sent + sum(s for s, _ in fleets.values()), received + sum(v for _, v in fleets.values())
+
+
 def evidence_markdown(run: Run) -> str:
     """The plain statements: honesty findings, passing checks without bytes, or that none of these
     happened (and, for a triage-only run, that the kit measured nothing itself)."""
     rs = run.records
     lines: list[str] = []
-    for r in rs:
-        for c in _honesty_codes(r):
-            lines.append(f"- ‼ **{_code(r.check)}** ({r.phase}, {r.status}): {_code(c)} — "
-                         f"{_md(category_info(c).title)}. {_md(r.message)}")
+    flagged = [(r, c) for r in rs for c in _honesty_codes(r)]
+    for c in dict.fromkeys(c for _, c in flagged):
+        hit = [r for r, code in flagged if code == c]
+        k = next((k for k, cause in enumerate(run.root_causes, 1) if c in cause.categories), 0)
+        lines.append(f"- ‼ {_code(c)} — {_md(category_info(c).title)}: {_names(hit, 3)}" + (f" (root cause {k})." if k else "."))
     measured = [r for r in rs if r.phase != "triage" and r.status != "skip"]
-    for r in measured:
-        if r.status in PASSING and not r.bytes_received:
-            lines.append(f"- ‼ **Defect: {_code(r.check)} passed but received 0 bytes from the network** — "
-                         "a pass without network input proves nothing.")
-    # A fast pass that exchanged bytes is real (loopback answers in milliseconds); fake_fast is for
-    # claims without wire evidence, which triage judges.
-    if not lines and not measured:
+    empty = [r for r in measured if r.status in PASSING and not r.bytes_received]
+    if empty:
+        lines.append(f"- ‼ **Defect: {_names(empty)} passed but received 0 bytes from the network**: a pass without "
+                     "network input proves nothing.")
+    if not measured and rs:
         lines.append("- No check of this run was measured on the wire by the kit (only triage records): its "
                      "statements rest on the test suite's own output.")
-    elif not lines:
-        passing = [r for r in measured if r.status in PASSING]
-        if passing:
-            sent = sum(r.bytes_sent or 0 for r in measured)
-            received = sum(r.bytes_received or 0 for r in measured)
-            fastest = min(passing, key=lambda r: _num(r.duration_s) or 0.0)
-            lines.append(f"- ✔ Every passing check exchanged bytes with the platform ({sent:,} bytes sent and "
-                         f"{received:,} received in all); the fastest, {_code(fastest.check)}, took "
-                         f"{_secs(fastest.duration_s)} with its bytes on the wire.")
-        lines.append("- ✔ No check reported a mock or canned stand-in, and no check passed without bytes received.")
+    elif not lines and measured:
+        sent, received = _wire_totals(measured)
+        lines.append(f"- ✔ Every passing check received bytes from the platform ({sent:,} bytes sent and {received:,} "
+                     "received by the run); none reported a mock or a canned stand-in.")
     ids = [r for r in rs if r.connection_id or r.server_run_id]
     if ids:
-        lines.append(f"- Server-provided identifiers came back for {len(ids)} check(s), e.g. "
+        lines.append(f"- Identifiers only the server hands out came back for {_plural(len(ids), 'check')}, e.g. "
                      + "; ".join(f"{_code(r.check)}: " + ", ".join(
                          x for x in (f"connection {_code(r.connection_id)}" if r.connection_id else "",
                                      f"run {_code(r.server_run_id)}" if r.server_run_id else "") if x)
-                         for r in ids[:4]) + ".")
+                         for r in ids[:3]) + ".")
     if any(r.phase == "triage" for r in rs):
         lines.append("- Triage records come from JUnit XML, which carries no byte counts: the kit can judge them "
-                     "only by their times and texts (the findings above).")
+                     "only by their times and texts.")
     return "\n".join(lines)
 
 
@@ -829,13 +817,13 @@ _STAMP = re.compile(r"^(\d{8}T\d{6})Z?")
 
 def _run_time(path: Path) -> datetime:
     meta, _ = _read_json(path / "run.json")
-    t = charts.parse_time(meta.get("started_at"))
+    t = parse_time(meta.get("started_at"))
     if t:
         return t
     m = _STAMP.match(path.name)
     if m:
         return datetime.strptime(m.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
-    starts = [charts.parse_time(d.get("started_at")) for d in read_jsonl(path / "results.jsonl")]
+    starts = [parse_time(d.get("started_at")) for d in read_jsonl(path / "results.jsonl")]
     starts = [s for s in starts if s]
     if starts:
         return min(starts)
@@ -968,47 +956,37 @@ def comparison_markdown(run: Run, comparison: Comparison | None = None) -> str:
 
 # -- summary.md ----------------------------------------------------------------------------------
 
+def _results_lines(run: Run) -> list[str]:
+    """summary.md's results: the failures counted by root cause and pattern (their root cause names them),
+    then the skipped and passing checks by name."""
+    lines = []
+    for k, cause in enumerate(run.root_causes, 1):
+        rs = cause.records
+        who = _code(rs[0].check) if len(rs) == 1 else _plural(len(rs), "check")
+        lines.append(f"- {'‼' if cause.honesty else '✘'} {who} ({', '.join(_code(c) for c in cause.categories)}): "
+                     f"root cause {k}")
+    skipped = [r for r in run.records if r.status == "skip"]
+    if skipped:
+        lines.append(f"- ⊘ {len(skipped)} skipped: {_names(skipped)}")
+    ok = [r for r in run.records if r.status in PASSING and not r.findings]
+    if ok:
+        lines.append(f"- ✔ {len(ok)} passed: " + ", ".join(
+            f"{_code(r.check)} {_secs(r.duration_s)}" + (" (slower than its SLA)" if r.status == "degraded" else "")
+            for r in sorted(ok, key=lambda r: (phase_rank(r.phase), r.started_at or ""))))
+    return lines or ["No check recorded a result."]
+
+
 def summary_markdown(run: Run, summary: Mapping[str, Any] | None = None) -> str:
-    """``summary.md``: the seed report's structure (summary, results, root cause analysis, impact on
-    the golden path, recommendations), generated from the records and their diagnosis."""
-    summary = dict(summary or {})
+    """``summary.md``: the report's first screen (verdict, facts, "In short"), its root causes, the results
+    named once each, and the evidence of real execution — the seed report's story without its repetition."""
+    if summary:
+        run.summary_json = {**run.summary_json, **dict(summary)}
     gp = run.golden_path
-    env = summary.get("env") or run.env
-    run_id = summary.get("run_id") or run.run_id
-    duration = _num(summary.get("duration_s"))
-    duration = duration if duration is not None else run.duration_s
-    state = ("golden path working" if gp.working else "golden path NOT working" if gp.blocked_by
-             or any(is_agent_run(r) for r in run.records) else "golden path not exercised")
-    lines = [f"# Netra {_md(env)} run {_code(run_id)}: {state}",
-             "", "## Summary", "", f"**{'✔' if gp.working else '✘'} {_md(gp.sentence)}**", "",
-             f"- **Environment**: {_md(env)}",
-             f"- **Started**: {_when(summary.get('started_at') or run.started_at)}"
-             + (f", took {_secs(duration)}" if duration is not None else ""),
-             f"- **Checks**: {_counts_text(run.records)}"]
-    if run.meta.get("fault"):
-        lines.append(f"- **Fault profile**: {_code(run.meta.get('fault'))}")
-    if run.meta.get("era"):
-        lines.append(f"- **Era**: {_code(run.meta.get('era'))}")
-    lines.append("")
-    lines += overview_lines(run, skipped=False)
-
-    lines += ["## Results", ""]
-    by_phase: dict[str, list[Record]] = {}
-    for r in sorted(run.records, key=lambda r: (_phase_rank(r.phase), r.started_at or "")):
-        by_phase.setdefault(r.phase, []).append(r)
-    for phase, rs in by_phase.items():
-        lines += [f"### {_md(_PHASE_TITLES.get(phase, phase))} ({_counts_text(rs)})", ""]
-        for r in sorted(rs, key=lambda r: _STATUS_ORDER.get(r.status, 5)):
-            cat = f" {_code(r.category)}" if r.category != "ok" else ""
-            lines.append(f"- {STATUS_ICON.get(r.status, '•')} {_code(r.check)} — {r.status}{cat}, "
-                         f"{_secs(r.duration_s)}: {_md(r.message)}")
-        lines.append("")
-    if not run.records:
-        lines += ["No check recorded a result.", ""]
-
-    lines += ["## Root cause analysis", "", diagnosis_markdown(run, level=3), ""]
-    lines += ["## Impact on the golden path", "", golden_path_markdown(run), ""]
-    lines += ["## Recommendations", "", recommendations_markdown(run), ""]
+    lines = [f"# {'✔' if gp.working else '✘'} {_md(gp.headline)}", "", f"Netra run report. {_facts(run)}", ""]
+    lines += _overview(run)
+    if run.root_causes:
+        lines += ["## Root causes", "", diagnosis_markdown(run, level=3, after_in_short=True, compact=True), ""]
+    lines += ["## Results", ""] + _results_lines(run) + [""]
     lines += ["## Evidence of real execution", "", evidence_markdown(run), ""]
     return str(redact("\n".join(lines).rstrip() + "\n"))
 
@@ -1021,8 +999,6 @@ def write_summary_md(run_dir: str | Path, records: Sequence[Record] | None = Non
     run = load_run(run_dir, frames)
     if records is not None:
         run.records = list(records)
-    if summary:
-        run.summary_json = dict(summary)
     path = run.dir / "summary.md"
     path.write_text(summary_markdown(run, summary), encoding="utf-8")
     return path
@@ -1081,9 +1057,9 @@ def _alt_texts(page: str, nb: Any) -> str:
 
 
 def _color_icons(page: str) -> str:
-    """Colour the status symbols in the page's text (never inside a tag, a style or a script)."""
+    """Colour the status symbols in the page's text (never inside a tag, the title, a style or a script)."""
     pattern = re.compile("[" + "".join(_ICON_COLORS) + "]")
-    parts = re.split(r"(<style.*?</style>|<script.*?</script>|<[^>]*>)", page, flags=re.S)
+    parts = re.split(r"(<title.*?</title>|<style.*?</style>|<script.*?</script>|<[^>]*>)", page, flags=re.S)
     for i, part in enumerate(parts):
         if i % 2 == 0 and part:
             parts[i] = pattern.sub(lambda m: f'<span style="color:{_ICON_COLORS[m.group(0)]};font-weight:bold">'
@@ -1149,6 +1125,4 @@ def build_report(run_dir: str | Path, *, kernel_name: str = "python3", timeout: 
     except (PapermillExecutionError, CellTimeoutError, DeadKernelError):
         return None
     nb = nbformat.read(str(out_nb), as_version=4)
-    meta, _ = _read_json(run_dir / "run.json")
-    title = f"Netra {meta.get('env') or run_dir.parent.name} run {meta.get('run_id') or run_dir.name}: report"
-    return export_html(nb, run_dir / "report.html", title=str(redact(title)))
+    return export_html(nb, run_dir / "report.html", title=page_title(load_run(run_dir)))

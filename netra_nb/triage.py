@@ -608,7 +608,9 @@ def triage_main(files: list[Path], out: Path) -> int:
         print(f"netra-nb triage: finishing the run folder failed: {type(exc).__name__}: {redact(str(exc))}",
               file=sys.stderr)
     failing = [r for r in records if r.status in ("fail", "error")]
-    print(f"{len(records)} testcases: {len(failing)} diagnosed failing")
+    report = run_dir / "report.html"
+    print(f"{len(records)} testcases: {len(failing)} diagnosed failing; report: "
+          + (str(report) if report.exists() else "not written (see kit-errors.log)"))
     print(run_dir)
     if failing:
         return 1

@@ -110,26 +110,38 @@ def test_interactive_check_and_phase(platform):
     assert page.startswith(f"<p><b>✅ agent_run</b>: {html.escape(r.message)}</p><table>")
     assert "<th style='text-align:left'>category</th><td style='text-align:left'>ok</td>" in page
     assert {f.event for f in result.frames} >= set(AGENT_EVENTS)
-    # the check's chart: one marker per frame, one row per event type
+    # the check's chart (the report's session chart): one marker per frame, a row per type sent and event received
     ax = _only_axes(result.chart())
-    assert sum(len(c.get_offsets()) for c in ax.collections) == len(result.frames)
-    assert [t.get_text() for t in ax.get_yticklabels()] == list(dict.fromkeys(f.event for f in result.frames))
+    assert len(_markers(ax)) == len(result.frames)
+    assert [t.get_text() for t in ax.get_yticklabels()] == _rows(result.frames)
 
     phase = Phase("connectivity", params=params_for(srv))
     records = phase.run(progress=False)
     assert [r.check for r in records] == list(PHASE_CHECKS["connectivity"])
     assert list(phase.table()["check"]) == [r.check for r in records]
-    # the duration chart: a bar per check, as long as its duration, labelled with its name; its SLA dashed
+    # the duration chart (the report's): a bar per check ending at its duration, labelled with its name; its SLA ticked
     ax = _only_axes(phase.chart())
     assert [t.get_text() for t in ax.get_yticklabels()] == [r.check for r in records]
-    assert [b.get_width() for b in ax.patches] == pytest.approx([r.duration_s for r in records])
-    sla = [ln.get_xdata()[0] for ln in ax.lines]
+    assert [b.get_x() + b.get_width() for b in ax.patches] == pytest.approx(
+        [max(r.duration_s, ax.patches[0].get_x()) for r in records])
+    sla = [ln.get_xdata()[0] for ln in ax.lines if ln.get_marker() == "|"]
     assert sla == [r.sla_s for r in records if r.sla_s] and sla
     # the frames chart of one WebSocket check: that check's frames only
     ws_frames = [f for f in phase.frames if f.check == "websocket_connect" and f.session == 0]
     ax = _only_axes(phase.frames_chart("websocket_connect"))
-    assert ws_frames and sum(len(c.get_offsets()) for c in ax.collections) == len(ws_frames)
-    assert [t.get_text() for t in ax.get_yticklabels()] == list(dict.fromkeys(f.event for f in ws_frames))
+    assert ws_frames and len(_markers(ax)) == len(ws_frames)
+    assert [t.get_text() for t in ax.get_yticklabels()] == _rows(ws_frames)
+
+
+def _markers(ax):
+    return [ln for ln in ax.lines if ln.get_marker() not in (None, "None", "")]
+
+
+def _rows(frames):
+    """The session chart's rows: what the client sent by its type, what it received by its event, the close last."""
+    rows = list(dict.fromkeys("close" if f.direction == "close" else f"→ {f.type}" if f.direction == "sent"
+                              else f"← {f.event}" for f in frames))
+    return [r for r in rows if r != "close"] + (["close"] if "close" in rows else [])
 
 
 def _only_axes(fig):

@@ -1,10 +1,12 @@
-"""Write the phase notebooks 00 and 01 (stored without outputs). Run: python tools/make_phase_notebooks.py"""
+"""Write the phase notebooks 00, 01 and 02 (stored without outputs). Run: python tools/make_phase_notebooks.py"""
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent.parent / "notebooks"
+#: The kernel `make .venv/.installed` installs: the project's environment, whatever `python3` is on the machine.
+KERNELSPEC = {"name": "netra-nb", "display_name": "Python (netra-nb)", "language": "python"}
 
 
 def params_cell(extra: str = "") -> nbformat.NotebookNode:
@@ -38,18 +40,21 @@ def phase_notebook(phase: str, title: str, intro: str, dig: str, ws_checks: list
             "## Results\n\nOne row per check, failures first. A check passes only on the contract's evidence "
             "(the status and the body's keys, or the frames); `bytes_received` shows it touched the network."),
         new_code_cell("phase.table()"),
-        new_markdown_cell("## Durations\n\nEach check's wall time, coloured by status; the dashed mark is its SLA "
-                          "(slower than that, but within the deadline, is `degraded`)."),
-        new_code_cell("phase.chart();"),
-        new_markdown_cell("## The WebSocket sessions\n\nEvery frame sent (▲) and received (●), on the session's "
-                          "time axis; a close (✕) is labelled with its code and reason."),
+        new_markdown_cell("## Durations\n\nEach check's wall time, coloured by status, the same chart as the run "
+                          "report's; the black tick is its SLA (slower than that, but within the deadline, is "
+                          "`degraded`). The axis is logarithmic when fast and slow checks sit side by side, so a "
+                          "4 ms failure shows next to a 0.5 s pass."),
+        new_code_cell("phase.chart()"),
+        new_markdown_cell("## The WebSocket sessions\n\nEvery frame on the session's time axis: ▶ sent by the client "
+                          "(the request is labelled with its type), ● received from the server, ✕ the close with its "
+                          "code, reason and who closed."),
         new_code_cell("for name in " + repr(ws_checks) + ":\n"
-                      "    if any(r.check == name for r in records):\n"
-                      "        phase.frames_chart(name)"),
+                      "    if (figure := phase.frames_chart(name)) is not None:\n"
+                      "        display(figure)"),
         new_markdown_cell(f"## Digging deeper by hand\n\n{dig}"),
     ]
     nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata["language_info"] = {"name": "python"}
     return nb
 
@@ -159,7 +164,7 @@ def orchestration_notebook() -> nbformat.NotebookNode:
             "big = orch.OrchestrationPhase(env=\"staging\", users=50)\nbig.run(); big.latency_chart()\n```"),
     ]
     nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata["language_info"] = {"name": "python"}
     return nb
 

@@ -46,15 +46,20 @@ def record(run_id: str, env: str, check: str, status: str = "pass", *, started: 
                   message=f"{check} {status}", sla_s=2.0, **extra).to_dict()
 
 
-def make_run(base: Path, env: str, started: datetime, checks: dict[str, str], *, run_id: str | None = None) -> Path:
-    """A run folder as the runner leaves it: run.json and results.jsonl."""
+def make_run(base: Path, env: str, started: datetime, checks: dict[str, str], *, run_id: str | None = None,
+             base_url: str | None = None, **info) -> Path:
+    """A run folder as the runner leaves it: run.json (plus ``info``, e.g. a demo's ``era`` and ``fault``),
+    results.jsonl, and the params it used (params.yaml) when ``base_url`` is given."""
     run_id = run_id or f"{started:%H%M%S}{len(checks):02d}"
     run_dir = base / env / f"{started:%Y%m%dT%H%M%SZ}-{run_id}"
     run_dir.mkdir(parents=True)
     (run_dir / "run.json").write_text(json.dumps({
         "run_id": run_id, "env": env, "started_at": started.isoformat().replace("+00:00", "Z"),
         "finished_at": (started + timedelta(seconds=30)).isoformat().replace("+00:00", "Z"),
-        "phases": ["connectivity"], "notebooks": {}}))
+        "phases": ["connectivity"], "notebooks": {}, **info}))
+    if base_url is not None:
+        ws = base_url.replace("http", "ws", 1) + "/ws"
+        (run_dir / "params.yaml").write_text(f"name: {env}\nbase_url: {base_url}\nws_url: {ws}\n")
     append_jsonl(run_dir / "results.jsonl",
                  [record(run_id, env, c, STATUS[s], started=started + timedelta(seconds=i)) for i, (c, s) in enumerate(checks.items())])
     return run_dir

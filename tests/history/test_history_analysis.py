@@ -242,3 +242,26 @@ def test_charts_draw_from_the_analyses():
     assert sorted(envs) == ["production", "staging"]
     widths = [b.get_width() for b in ax.patches]  # env by env, check by check
     assert widths == pytest.approx([cmp.loc[idx, (env, "p50_s")] for env in envs for idx in cmp.index])
+
+
+# -- series: an environment pointed at different targets ---------------------------------------------------
+
+def test_demo_with_fault_profiles_leaves_the_healthy_series_alone():
+    """`make demo` alternating healthy and fault-profile runs: each profile is its own series."""
+    ok = {"health": "PPPP", "api": "PPPP", "token": "PPPP"}
+    healthy = frame({"agent_run": "PPPP", "ping": "PPPP", **ok}, env="demo")
+    faulty = frame({"agent_run": "FFFF", "ping": "FFFF", **ok}, env="demo", start=T0 + timedelta(minutes=2))
+    df = pd.concat([healthy.assign(series="reference platform (mid era, faults: none)"),
+                    faulty.assign(series="reference platform (mid era, faults: ws_1011_after_welcome)")])
+    flaky = h.flaky_checks(df, last_n_runs=None)
+    assert not flaky["flaky"].any() and flaky["flips"].sum() == 0
+    streaks = h.failing_streaks(df)
+    assert set(streaks["series"]) == {"reference platform (mid era, faults: ws_1011_after_welcome)"}
+    assert sorted(streaks["check"]) == ["agent_run", "ping"]
+    # Mixed into one series (as before), the same runs look flaky.
+    assert h.flaky_checks(df.drop(columns="series"), last_n_runs=None)["flaky"].any()
+    cmp = h.compare_envs(df)
+    assert [w for w in cmp.columns.get_level_values("env").unique() if w] == [
+        "demo · reference platform (mid era, faults: none)",
+        "demo · reference platform (mid era, faults: ws_1011_after_welcome)"]
+    assert h.overview(df)["series"].tolist() == sorted(set(df["series"]))

@@ -202,3 +202,22 @@ def test_today_gets_segments_never_a_day_file_that_every_later_run_would_rewrite
     compact = list((out / "_history" / "compact").rglob("*.parquet"))
     assert compact and not any(p.name.startswith("day-") for p in compact)
     assert len(runs_of(h.load_history(out))) == 10
+
+
+def test_a_run_is_stored_with_the_series_it_talked_to(tmp_path):
+    out = tmp_path / "outputs"
+    demo = make_run(out, "demo", T0, {"health": "P"}, era="mid", fault="ws_1011_after_welcome")
+    local = make_run(out, "local", T0, {"health": "P"}, base_url="http://localhost:8000")
+    elsewhere = make_run(out, "local", T0 + timedelta(minutes=1), {"health": "F"}, base_url="http://10.0.0.7:8000")
+    bare = make_run(out, "staging", T0, {"health": "P"})
+    for run in (demo, local, elsewhere, bare):
+        h.append_run(run, out)
+    df = h.load_history(out)
+    got = {(str(r.env), str(r.series)) for r in df.itertuples()}
+    assert got == {("demo", "reference platform (mid era, faults: ws_1011_after_welcome)"), ("local", "http://localhost:8000"),
+                   ("local", "http://10.0.0.7:8000"), ("staging", "")}
+    # A params file named local but pointed elsewhere is another series: local's own check is not failing.
+    streaks = h.failing_streaks(df)
+    assert streaks[["env", "series", "check"]].values.tolist() == [["local", "http://10.0.0.7:8000", "health"]]
+    assert h.series_of(local, {}) == "http://localhost:8000"
+    assert h.series_of(demo, {"era": "early", "fault": None}) == "reference platform (early era, faults: none)"

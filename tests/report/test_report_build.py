@@ -41,10 +41,15 @@ def test_report_html_of_e1(built_e1):
     # The verdict comes first, as the page's first heading.
     h1 = re.search(r"<h1[^>]*>(.*?)</h1>", page, re.S)
     assert h1 and "The golden path is NOT working: the server closed the WebSocket with 1011" in _text(h1.group(1))
-    assert text.index("The golden path is NOT working") < text.index("Results")
-    order = [text.index(h) for h in ("Working components", "Failed", "Results", "Charts", "Diagnosis",
-                                     "Evidence of real execution", "Against the last run of the same environment")]
+    title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
+    assert html.unescape(title) == ("✘ The golden path is NOT working: the server closed the WebSocket with 1011 "
+                                    "(internal error) — Netra staging run bbbb2222")
+    order = [text.index(h) for h in ("In short", "Root cause 1", "Appendix: every check", "Appendix: charts",
+                                     "Appendix: evidence of real execution", "Appendix: against the last run")]
     assert order == sorted(order)
+    # Told once: the close stage in "In short" and on the root cause's line; the identical checks folded.
+    assert text.count("before any client message") == 2
+    assert "<details><summary>Which 2 checks</summary>" in page
     # No code: code cells have no input area, and no cell source is on the page.
     for cell in re.findall(r'<div class="jp-Cell jp-CodeCell([^"]*)"', page):
         assert "jp-mod-noInput" in cell
@@ -54,8 +59,8 @@ def test_report_html_of_e1(built_e1):
     # Every chart is embedded, byte for byte.
     pngs = sorted((run_dir / "charts").glob("*.png"))
     names = {p.stem for p in pngs}
-    assert {"durations", "timeline", "failures_by_category", "session_agent_pipeline_agent_run_0"} <= names
-    assert len([n for n in names if n.startswith("session_orchestration_concurrent_agent_runs")]) == 3
+    # One session chart per distinct pattern with frames (connect/ping; the agent run and the fleet), no more.
+    assert names == {"durations", "timeline", "cause1_1", "cause1_2"}
     for p in pngs:
         assert base64.b64encode(p.read_bytes()).decode() in page, p.name
     imgs = re.findall(r"<img\b[^>]*>", page)
@@ -65,7 +70,7 @@ def test_report_html_of_e1(built_e1):
     assert not re.search(r"<(script|link|img|iframe)\b[^>]*\b(src|href)\s*=\s*[\"']?(https?:)?//", page, re.I)
     assert "import(\"http" not in page
     # Content a reader needs, and no secret.
-    assert "ws_internal_error" in text and "Look at the server logs around the close time" in text
+    assert "ws_internal_error" in text and "Find the exception in the server's logs between" in text
     assert "Compared with the previous staging run 20250908T183200Z-aaaa1111" in text
     assert "Newly failing (5)" in text
     assert SECRET_JWT not in page
@@ -78,8 +83,8 @@ def test_report_of_a_partial_run(tmp_path):
     text = _text(html_path.read_text())
     assert "The golden path was not exercised" in text
     assert "01_agent_pipeline.ipynb failed at cell 7: KeyError: 'agent'" in text
-    assert "No check failed: there is nothing to chart by category." not in text  # mock_fallback is charted
-    assert "No WebSocket frame was recorded" in text
+    assert "Root cause 1: A mock or canned stand-in replaced the platform" in text
+    assert "WebSocket sessions that worked" not in text  # no frames: no empty section
     assert "There is no earlier run of local" in text
     assert not (run_dir / "results.parquet").exists()
 

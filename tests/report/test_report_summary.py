@@ -1,15 +1,13 @@
-"""summary.md: the seed report's sections, generated from records and diagnosis."""
+"""summary.md: the report's first screen, its root causes, the results and the evidence, each told once."""
 
 from __future__ import annotations
-
 
 from report_runs import SECRET_JWT
 
 from netra_nb.records import read_records
 from netra_nb.report import write_summary_md
 
-SECTIONS = ["## Summary", "### Working components", "### Failed", "## Results", "## Root cause analysis",
-            "## Impact on the golden path", "## Recommendations", "## Evidence of real execution"]
+SECTIONS = ["**In short**", "## Root causes", "## Results", "## Evidence of real execution"]
 
 
 def _summary(run_dir, **extra):
@@ -19,46 +17,41 @@ def _summary(run_dir, **extra):
     return data
 
 
-def _sections_in_order(text: str) -> None:
-    positions = [text.index(s) for s in SECTIONS]
+def _sections_in_order(text: str, sections=SECTIONS) -> None:
+    positions = [text.index(s) for s in sections]
     assert positions == sorted(positions), positions
 
 
-def test_e1_summary_names_the_blocking_category_and_what_works(fresh_runs):
+def test_e1_summary_tells_the_root_cause_once(fresh_runs):
     run_dir = fresh_runs["e1"]
     path = write_summary_md(run_dir, read_records(run_dir), _summary(run_dir, run_id="bbbb2222"))
     assert path == run_dir / "summary.md"
     text = path.read_text()
     _sections_in_order(text)
-    assert "golden path NOT working" in text.splitlines()[0]
-    assert "The golden path is NOT working" in text
-    assert "blocked by `ws_internal_error`" in text
-    root_cause = text[text.index("## Root cause analysis"):text.index("## Impact on the golden path")]
-    assert root_cause.index("`ws_internal_error`") < 200 and "This blocks the golden path" in root_cause
+    assert text.splitlines()[0] == "# ✘ The golden path is NOT working: the server closed the WebSocket with 1011 (internal error)"
     # What a good report says for E1 (failure-examples.md): auth and HTTP work, the WebSocket opens and the
-    # server closes it with 1011 before any agent event, every WebSocket check fails the same way, look at logs.
-    assert "Authentication works" in text
-    assert "The HTTP API works: 5 of 5 HTTP checks pass" in text
-    assert "closed by the server with 1011 (Internal error) before any agent event" in text
-    assert "Every WebSocket check fails the same way (5 of 5" in text
-    assert "Look at the server logs around the close time for the exception" in text
-    working = text[text.index("### Working components"):text.index("### Failed")]
-    failed = text[text.index("### Failed"):text.index("## Results")]
-    assert "`health`" in working and "`agent_discovery`" in working and "`agent_run`" not in working
-    assert "`agent_run` (`ws_internal_error`" in failed
-    assert "P0" in text[text.index("## Recommendations"):]
+    # server closes it with 1011 before any client message, where to look — each once.
+    assert "✔ **Authentication**" in text and "✔ **HTTP API**: 5 of 5 checks pass." in text
+    assert text.count("before any client message") == 2  # In short, and the root cause's line for those checks
+    assert text.count("before reading anything from the client") == 1
+    assert text.count("Find the exception in the server's logs") == 1
+    assert "### ✘ Root cause 1: The server closed the WebSocket with 1011 (internal error) — blocks the golden path" in text
+    results = text[text.index("## Results"):text.index("## Evidence of real execution")]
+    assert "- ✘ 5 checks (`ws_internal_error`): root cause 1" in results
+    assert "- ⊘ 1 skipped: `ws_empty_request`" in results
+    assert len(text.split()) < 700
     assert SECRET_JWT not in text
 
 
 def test_healthy_summary_says_the_golden_path_works(fresh_runs):
     run_dir = fresh_runs["healthy"]
     text = write_summary_md(run_dir, read_records(run_dir), _summary(run_dir)).read_text()
-    _sections_in_order(text)
-    assert "golden path working" in text.splitlines()[0]
-    assert "The golden path works" in text
-    assert "- nothing failed" in text
-    assert "Every passing check exchanged bytes with the platform" in text
-    assert "No action needed" in text
+    _sections_in_order(text, ["**In short**", "## Results", "## Evidence of real execution"])
+    assert text.splitlines()[0] == "# ✔ The golden path works: a real agent run started and returned a result"
+    assert "## Root causes" not in text
+    assert "✔ **Agent run**: `agent_run` received `agent_started`, `agent_thinking`, `tool_executing`, `tool_completed`, " \
+           "`agent_completed` and a result in 3.410 s; the result: {\"summary\": \"ok\"}." in text
+    assert "Every passing check received bytes from the platform" in text
 
 
 def test_partial_summary_says_which_phases_did_not_finish(fresh_runs):
@@ -70,8 +63,8 @@ def test_partial_summary_says_which_phases_did_not_finish(fresh_runs):
     assert "Phase `orchestration` was not run" in text
     assert "has no `finished_at`" in text
     assert "1 unreadable line(s)" in text
-    assert "golden path not exercised" in text.splitlines()[0]
-    assert "`mock_fallback`" in text and "‼" in text
+    assert text.splitlines()[0] == "# ✘ The golden path was not exercised"
+    assert "`mock_fallback`" in text and "‼ Root cause 1: A mock or canned stand-in replaced the platform" in text
 
 
 def test_summary_md_from_the_folder_alone(fresh_runs):

@@ -38,6 +38,7 @@ def test_triage_writes_a_run_folder_and_exits_1_on_failures(tmp_path, capsys):
     printed = capsys.readouterr().out.strip().splitlines()
     run_dir = out.resolve() / "triage" / printed[-1].rsplit("/", 1)[1]
     assert printed[-1] == str(run_dir) and run_dir.is_dir()
+    assert printed[-2].endswith(f"report: {run_dir / 'report.html'}") and (run_dir / "report.html").exists()
     info = json.loads((run_dir / "run.json").read_text())
     assert info["env"] == "triage" and info["phases"] == ["triage"] and info["run_id"] in run_dir.name
     assert info["notebooks"]["triage"]["status"] == "ok" and info["finished_at"]
