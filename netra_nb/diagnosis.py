@@ -598,7 +598,7 @@ def _explain_unavailable(cause: RootCause) -> tuple[list[str], list[str]]:
     bodies = list(dict.fromkeys(b for b in (_body(r) for r in rs) if b))
     kinds = Counter(("WebSocket upgrades" if category_info(_get(r, "category")).area == "ws_upgrade"
                      else "HTTP requests") for r in rs)
-    doors = [f"the {door} of {n} checks" for door, n in kinds.items()]
+    doors = [f"the {door} of {n} check{'s' if n != 1 else ''}" for door, n in kinds.items()]
     said = f" with {_code(shorten(bodies[0], 160))}" if len(bodies) == 1 else ""
     codes = " and ".join(str(s) for s in statuses) or "5xx"
     observed = [f"The platform answered HTTP {codes}{said} ({' and '.join(doors)}): it is not serving."]

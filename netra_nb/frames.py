@@ -261,5 +261,9 @@ def check_order(events: list[str]) -> str | None:
 def result_of(completed: Normalized) -> Any:
     """The agent's result in an ``agent_completed`` frame of any era: under ``data`` or at the top level, as
     ``result``, ``final_response`` (the fallback handler) or another of :data:`RESULT_KEYS`; None when absent
-    or blank (whitespace, empty containers)."""
-    return completed.result
+    or blank (whitespace, empty containers). A frame read without its type (cut evidence) is searched under
+    ``data`` too."""
+    if completed.result is not None:
+        return completed.result
+    body = completed.data if isinstance(completed.data, dict) else {}
+    return next((body[k] for k in RESULT_KEYS if not is_blank(body.get(k))), None)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import quote, quote_plus
 
-__all__ = ["register_secret", "register_env_secrets", "register_secret_vars", "redact", "redact_obj", "clip",
+__all__ = ["register_secret", "forget_secrets", "register_env_secrets", "register_secret_vars", "redact", "redact_obj", "clip",
            "redact_keeping_images", "scrub_tree", "known_secrets", "REDACTED", "JWT_PATTERN", "MIN_SECRET"]
 
 REDACTED = "[REDACTED]"
@@ -138,6 +138,20 @@ def _known() -> list[_Tier]:
     return _tiers
 
 
+def forget_secrets(values: Iterable[str]) -> None:
+    """Stop redacting ``values`` (a notebook kernel done with a run's tokens, a test done with its own):
+    the groups are compiled again from the secrets that remain."""
+    with _lock:
+        gone = set(values) & _secrets
+        if not gone:
+            return
+        _secrets.difference_update(gone)
+        _tiers.clear()
+        _pending.clear()
+        for value in _secrets:
+            _pending.update(_encoded_forms(value))
+
+
 def known_secrets() -> frozenset[str]:
     with _lock:
         return frozenset(_secrets)
@@ -228,8 +242,11 @@ _RULES: list[tuple[tuple[str, ...], re.Pattern[str], Any]] = [
     (("token", "secret", "passw", "pwd", "passphrase", "credential", "key"), re.compile(
         rf"(?i)({_WORD}{_QUOTE}\s*:\s*)(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|&quot;.*?&quot;)"), _quoted_value),
     # access_token=…, apiKey: …, X-Api-Key: …, E2E_OAUTH_SIMULATION_KEY=… (also a quoted value cut short).
+    # A bare lowercase word after it is prose or one of the kit's own names ("auth_token: ok",
+    # "auth_token: http_auth_rejected"), not a credential: the registered values still catch a real one.
     (("token", "secret", "passw", "pwd", "passphrase", "credential", "key"), re.compile(
-        rf"(?i)((?:{_COMPOUND}){_QUOTE}?\s*[:=]\s*{_QUOTE}?)" + _VALUE), _keep_prefix),
+        rf"(?i)((?:{_COMPOUND}){_QUOTE}?\s*[:=]\s*{_QUOTE}?)(?-i:(?![a-z][a-z_-]*(?:[\s.,;:)\]}}`*]|$)))" + _VALUE),
+     _keep_prefix),
     # ?token=…, &api_key=…, ;jwt=… (a query or matrix parameter whose name ends in a secret word).
     (("token", "secret", "passw", "pwd", "key", "jwt", "sig", "auth", "credential"), re.compile(
         r"(?i)([?&;][a-z0-9_.-]{0,40}?(?:token|secret|passw(?:or)?d|pwd|key|jwt|sig|signature|auth|credentials?)=)"
