@@ -17,16 +17,18 @@ SAMPLES = {
     "upgrade_502_503_504": "server rejected WebSocket connection: HTTP 503",
     "upgrade_5xx": "websocket._exceptions.WebSocketBadStatusException: Handshake status 500 Internal Server Error",
     "keepalive": "ConnectionClosedError: sent 1011 (internal error) keepalive ping timeout; no close frame received",
-    "close_1011": "ConnectionClosedError: received 1011 (internal error) Internal error; then sent 1011 (internal error)",
     "close_1008": "ConnectionClosedError: received 1008 (policy violation) Authentication failed",
+    "error_frame": 'AssertionError: got {"type": "error_message", "error_code": "JSON_PARSE_ERROR"}',
+    "close_1011": "ConnectionClosedError: received 1011 (internal error) Internal error; then sent 1011 (internal error)",
     "close_normal": "ConnectionClosedOK: received 1000 (OK) main cleanup; then sent 1000 (OK) main cleanup",
     "close_1006": "ConnectionClosedError: no close frame received or sent",
     "health_body": 'AssertionError: {"status":"degraded","checks":{"redis":"Timeout connecting to server"}}',
-    "error_frame": 'AssertionError: got {"type": "error_message", "error_code": "JSON_PARSE_ERROR"}',
+    "e2e_not_configured": 'AssertionError: Failed to get test token: 503 - {"detail": "E2E authentication not configured"}',
     "agent_failed": 'AssertionError: received agent_error: {"type": "agent_error", "data": {"error_message": "boom"}}',
     "agent_empty_result": "AssertionError: agent_completed arrived without a result",
     "agent_no_events": "AssertionError: Should receive WebSocket events from agent execution",
     "agent_incomplete": "AssertionError: never received agent_completed (saw agent_started, agent_thinking)",
+    "no_reply": "AssertionError: No response to ping within 5s",
     "http_502_503_504": "AssertionError: API health check failed: Unexpected status: 503",
     "http_5xx": 'AssertionError: Unexpected status: 500, body: {"error":"Internal server error"}',
     "http_401_403": "httpx.HTTPStatusError: Client error '401 Unauthorized' for url 'https://auth/auth/e2e/test-auth'",
@@ -34,10 +36,14 @@ SAMPLES = {
     "http_4xx": "AssertionError: status_code == 422 for POST /api/agents/execute",
     "dns": "httpx.ConnectError: [Errno -2] Name or service not known",
     "refused": "ConnectionRefusedError: [Errno 111] Connect call failed ('127.0.0.1', 8000)",
+    "connect_failed": "httpx.ConnectError: All connection attempts failed",
+    "unreachable": "OSError: [Errno 101] Network is unreachable",
+    "tls_timeout": "ConnectionAbortedError: SSL handshake is taking longer than 0.5 seconds: aborting the connection",
     "tls": "ssl.SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed",
     "connect_timeout": "httpx.ConnectTimeout: timed out while connecting",
     "health_words": "AssertionError: assert 'unhealthy' == 'healthy'",
     "read_timeout": "httpx.ReadTimeout: The read operation timed out",
+    "dropped": "httpx.RemoteProtocolError: Server disconnected without sending a response.",
     "contract": "json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)",
     "config": "RuntimeError: environment variable E2E_OAUTH_SIMULATION_KEY is not set",
     "client": "AttributeError: 'ClientConnection' object has no attribute 'open'",
@@ -117,13 +123,37 @@ def test_403_on_upgrade_is_a_missing_route_only_when_a_get_on_that_path_answered
         assert "GET on the same path answered 200" in d.detail
 
 
-def test_a_get_200_in_another_testcase_counts_as_evidence():
+def test_another_testcases_get_200_is_context_never_the_category():
     probe = junit_case("test_probe", stdout="GET https://api.x/api/v1/websocket -> 200 {\"service\":\"websocket\"}")
     upgrade = failing(REFUSED, name="test_upgrade", stdout="Connecting to wss://api.x/api/v1/websocket")
-    assert diagnose(upgrade).category == "ws_upgrade_auth_rejected"
+    alone = diagnose(upgrade)
     related = related_evidence([probe, upgrade])
-    d = diagnose(upgrade, related)
-    assert d.category == "ws_route_missing" and "test_probe" in d.detail
+    with_context = diagnose(upgrade, related)
+    assert alone.category == with_context.category == "ws_upgrade_auth_rejected"
+    assert (alone.status, alone.rule) == (with_context.status, with_context.rule)
+    assert "test_probe" not in alone.detail
+    assert "context only" in with_context.detail and "test_probe" in with_context.detail
+    assert "cannot tell a missing route from refused credentials" in with_context.detail
+
+
+def test_no_testcase_changes_another_ones_category():
+    """Each testcase of a run triaged alone and triaged with every other one gets the same category."""
+    cases = [
+        junit_case("test_probe", stdout="GET https://api.x/api/v1/websocket -> 200"),
+        failing(REFUSED, name="test_upgrade"),
+        failing("AssertionError: assert False", name="test_quality"),
+        junit_case("test_connect", stdout="[INFO] Attempting WebSocket connection to: wss://api.x/api/v1/websocket"),
+        failing("AssertionError: Test too fast (0.039s)", name="test_fast",
+                stdout="received 1011 (internal error) Internal error; then sent 1011 (internal error) Internal error"),
+        failing("AssertionError: assert 0 > 0", name="test_events",
+                stdout="[ERROR] Unexpected WebSocket connection error: no close frame received or sent"),
+    ]
+    related = related_evidence(cases)
+    together = [(d.status, d.category) for d in (diagnose(c, related) for c in cases)]
+    alone = [(d.status, d.category) for d in (diagnose(c) for c in cases)]
+    assert together == alone
+    assert together == [("pass", "ok"), ("fail", "ws_upgrade_auth_rejected"), ("fail", "unknown"), ("pass", "ok"),
+                        ("fail", "ws_internal_error"), ("fail", "ws_abnormal_close")]
 
 
 # -- evidence fields ----------------------------------------------------------------------------------------
@@ -144,7 +174,8 @@ def test_http_status_comes_from_the_failure_before_the_output():
 
 def test_the_output_decides_when_the_failure_says_nothing():
     d = diagnose(failing("AssertionError: assert False", stdout="server rejected WebSocket connection: HTTP 503"))
-    assert d.category == "ws_upgrade_unavailable" and "on the output" in d.detail
+    assert d.category == "ws_upgrade_unavailable" and d.rule == "upgrade_502_503_504"
+    assert "names no platform failure; its own output does" in d.detail
 
 
 def test_unknown_failures_keep_their_raw_evidence():
@@ -195,7 +226,8 @@ def test_a_failure_with_a_mock_keeps_its_category_and_gains_the_finding():
 @pytest.mark.parametrize("name, classname, time, stdout, flagged", [
     ("test_websocket_connection", "tests.e2e.test_ws", 0.0, "", True),
     ("test_001_real_agent_execution", "tests.suite", 0.000, "", True),
-    ("test_format_message", "tests.e2e.staging.test_priority1", 0.009, "", True),  # the module claims staging
+    ("test_format_message", "tests.e2e.staging.test_priority1", 0.009, "", False),  # only the module says staging
+    ("test_004_report", "tests.e2e.staging.test_real_agent_execution_staging.TestRealAgent", 0.001, "", False),
     ("test_parse", "tests.local.test_parser", 0.001, "GET https://api.staging.netrasystems.ai/health -> 200", True),
     ("TestWebSocket", "tests.local", 0.0, "", True),  # CamelCase words count
     ("test_parse_frame", "tests.local.test_frames", 0.0, "", False),  # a local unit test
