@@ -26,6 +26,8 @@ One testcase's evidence never decides another's category: what other testcases o
 
 from __future__ import annotations
 
+import bisect
+import gzip
 import re
 import sys
 import xml.etree.ElementTree as ET
@@ -171,7 +173,9 @@ RULES: tuple[Rule, ...] = (
        r"|\bcode\W{0,3}1011\b"),
     _r("close_normal", "ws_closed_early", r"(?<!then )received 10(?:00|01|12) \(|(?<![>] close )\b1000 \(ok\)"
        r"|\b1001 \(going away\)|\b1012 \(service restart\)|main cleanup|\bclose(?:d)?\b[^\n]{0,20}\b10(?:00|01|12)\b"),
-    _r("close_1006", "ws_abnormal_close", r"no close frame (?:received|sent)|\b1006\b|abnormal closure"),
+    # (not "_ssl.c:1006": the ssl module names its source line in every message)
+    _r("close_1006", "ws_abnormal_close", r"no close frame (?:received|sent)|(?:close[ds]?|code|received|sent)\b[^\n\d]{0,20}"
+       r"\b1006\b|\b1006 \(abnormal|abnormal closure"),
     _r("health_body", "health_degraded", r"[\"']status[\"']\s*:\s*[\"']degraded[\"']"),
     _r("e2e_not_configured", "auth_unavailable", r"e2e (?:auth\w*|bypass|test[ -]auth)[^\n]{0,40}?not (?:configured|enabled"
        r"|available)"),
@@ -254,30 +258,33 @@ def _union(*names: str) -> str:
     return "|".join(f"(?:{_RULE[n].pattern.pattern})" for n in names)
 
 
-# Words a suite uses to wave a failure through, and words that say something did fail.
+# Words a suite uses to wave a failure through, and words that say something did fail (lowercase:
+# matched against the lowercased output, like :data:`ADMISSIONS`).
 _ACCEPTED = re.compile(
-    r"(?i)\[expected\]|\bexpected (?:in staging|for staging|behaviou?r|error|failure)|\bas expected\b"
+    r"\[expected\]|\bexpected (?:in staging|for staging|behaviou?r|error|failure)|\bas expected\b"
     r"|known (?:issue|limitation|problem|bug)|\blimitation\b|graceful(?:ly)?[ _-]?degrad|\baccept(?:ed|ing|able)\b"
     r"|\[partial pass\]|partial success|may be normal|\bnon-critical\b|\btolerat(?:ed|ing)\b"
     r"|(?:server|service|staging) (?:has|is having|may be experiencing|experiencing) issues")
-_FAILED = re.compile(r"(?i)\b[45]\d\d\b|error|fail|timed? ?out|refused|reject|\bclosed?\b|unavailable|forbidden"
+_FAILED = re.compile(r"\b[45]\d\d\b|error|fail|timed? ?out|refused|reject|\bclosed?\b|unavailable|forbidden"
                      r"|unauthori[sz]ed|denied|no (?:response|reply|events?)|not respond|degraded|unhealthy")
 # The contract's own replies to an invalid request: a test that provoked them and saw them is honest.
-_EXPECTED_REPLY = re.compile(r"(?i)json_parse_error|invalid_message_format|please enter a message")
+# (Prefixes too: websockets' debug log elides the middle of a long frame: '{"type":"error_message","error_code":"JSON_PA...'.)
+_EXPECTED_REPLY = re.compile(r"(?i)\bjson_pa|\binvalid_m|please enter a message")
 
-#: What, in a testcase's own output, admits that something failed, line by line. Normal closes
+#: What, in a testcase's own output, admits that something failed, line by line (lowercase patterns,
+#: matched against the lowercased output: see :data:`_ADMITTED`). Normal closes
 #: (1000/1001 after our own close) and the contract's replies to invalid input do not count;
 #: HTTP 4xx do not either (a suite probes routes that do not exist), unless a line labels them
 #: as expected or accepted.
-ADMISSIONS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pattern, re.IGNORECASE)) for name, pattern in (
-    ("a close code", r"(?<!then )received (?!100[01] |1012 )\d{4} \(|sent 1011 \(internal error\) keepalive"
+ADMISSIONS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pattern)) for name, pattern in (
+    ("a close code", r"(?<!then )received (?!100[01] |1012 )\d{4} \(|(?:sent|> close) 1011 \(internal error\) keepalive"
      r"|no close frame received or sent|< close (?!100[01]\b)\d{4}\b|data=(?!100[01]\b)\d{4}, extra="
      r"|no pong received|\bclosed?\b(?: with)?(?: code)?\W{0,3}(?:1011|1008|1006|40\d\d)\b"),
     ("a close before the end", r"(?<!then )received 10(?:00|01|12) \([^)]*\)[^;\n]*; then sent"),
     ("a refused upgrade", _UPGRADE + r"\b[1-5]\d\d\b"),
     ("a handshake that timed out", _HANDSHAKE_TIMEOUT),
     ("an error frame", r"[\"']type[\"']\s*:\s*[\"'](?:error(?:_message)?|authentication_error)[\"']"
-     r"|(?-i:\b(?:CONNECTION_ERROR|AUTH_FAILED|AUTH_ERROR|INTERNAL_ERROR|SERVICE_UNAVAILABLE)\b)"),
+     r"|\b(?:connection_error|auth_failed|auth_error|internal_error|service_unavailable)\b"),
     ("an agent failure", _RULE["agent_failed"].pattern.pattern),
     ("a server error", _STATUS + r"5\d\d\b|internal server error|service unavailable|bad gateway|gateway time-?out"),
     ("a health body", _RULE["health_body"].pattern.pattern),
@@ -296,23 +303,70 @@ class Admission:
     lines: tuple[str, ...]
 
 
+#: All of :data:`ADMISSIONS` in one pattern, run once over the *lowercased* output: a suite's
+#: captured output runs to hundreds of kilobytes, and case-insensitive matching is the slow part.
+_ADMITTED = re.compile("|".join(f"(?:{p.pattern})" for _, p in ADMISSIONS))
+
+
+def _line_numbers(pattern: re.Pattern[str], text: str) -> list[int]:
+    """The numbers of the lines of ``text`` in which ``pattern`` matches: one pass over the text."""
+    ends = [m.start() for m in re.finditer("\n", text)]
+    numbers, pos = [], 0
+    while pos <= len(text) and (m := pattern.search(text, pos)) is not None:
+        n = bisect.bisect_left(ends, m.start())
+        numbers.append(n)
+        pos = ends[n] + 1 if n < len(ends) else len(text) + 1
+    return numbers
+
+
+def _matching_lines(pattern: re.Pattern[str], text: str) -> list[str]:
+    """Every line of ``text`` in which ``pattern`` matches, in order."""
+    lines = text.split("\n")
+    return [lines[n] for n in _line_numbers(pattern, text)]
+
+
+_CLOSE_LOG = re.compile(r"(?<!\S)([<>]) close (\d{4}) \(")
+
+
+def _server_closed_first(low: Sequence[str]) -> list[int]:
+    """The lines of websockets' debug log ("< CLOSE 1000 (OK) main cleanup", "> CLOSE …") where the
+    server sent a normal close that was not the echo of ours: a session the server ended. Each of
+    our closes is owed one echo; sessions that interleave are counted, not told apart."""
+    owed, first = 0, []
+    for n, line in enumerate(low):
+        m = _CLOSE_LOG.search(line)
+        if m is None:
+            continue
+        if m.group(1) == ">":
+            owed += 1
+        elif owed:
+            owed -= 1
+        elif m.group(2) in ("1000", "1001", "1012"):
+            first.append(n)
+    return first
+
+
 def admissions(output: str, context: str = "") -> Admission | None:
     """What ``output`` (one testcase's captured output) admits failed, or None when it admits nothing.
 
-    Every line that shows a failure (:data:`ADMISSIONS`), or that labels one as expected, a known
+    Every line that shows a failure (:data:`ADMISSIONS`, and a normal close the server sent first),
+    or that labels one as expected, a known
     issue, a limitation, graceful degradation, accepted (:data:`_ACCEPTED` with a failure word on the
-    same line), is kept; their category is the first rule that matches them, in :data:`RULES`
-    order (refined with ``context``, the same testcase's failure text); lines that only a label
-    flags and no rule names are ``unknown``. Pure.
+    same line), is kept, in the output's order; their category is the first rule that matches them,
+    in :data:`RULES` order (refined with ``context``, the same testcase's failure text); lines that
+    only a label flags and no rule names are ``unknown``. Pure.
     """
+    lowered = output.lower()  # as many lines as ``output``: lower() never adds or removes a newline
+    original, low = output.split("\n"), lowered.split("\n")
+    flagged = set(_line_numbers(_ADMITTED, lowered))
+    flagged.update(n for n in _line_numbers(_ACCEPTED, lowered) if _FAILED.search(low[n]))
+    if "close 10" in lowered:
+        flagged.update(_server_closed_first(low))
     lines: list[str] = []
-    for line in output.splitlines():
-        if _EXPECTED_REPLY.search(line):
-            continue
-        if any(p.search(line) for _, p in ADMISSIONS) or (_ACCEPTED.search(line) and _FAILED.search(line)):
-            stripped = line.strip()
-            if stripped not in lines:
-                lines.append(stripped)
+    for n in sorted(flagged):
+        stripped = original[n].strip()
+        if not _EXPECTED_REPLY.search(stripped) and stripped not in lines:
+            lines.append(stripped)
     if not lines:
         return None
     found = match_rule("\n".join(lines), f"{output}\n{context}")
@@ -403,22 +457,24 @@ def _refusal(exc: DefusedXmlException) -> str:
 def parse_junit(path: str | Path) -> list[JUnitCase]:
     """Every testcase of a JUnit XML file (``<testsuites>``, nested suites, or a bare ``<testsuite>``).
 
-    The file is untrusted: it is read with defusedxml, which refuses entity declarations and
-    external references (billion laughs, XXE). Raises :class:`TriageInputError` naming the file and
+    A ``.gz`` file is read through gzip (CI keeps reports compressed). The file is untrusted: it is
+    read with defusedxml, which refuses entity declarations and external references (billion
+    laughs, XXE). Raises :class:`TriageInputError` naming the file and
     line when it is refused, not well-formed XML, or not JUnit; an empty suite gives an empty list.
     """
     path = Path(path)
     parser = DefusedET.DefusedXMLParser(target=ET.TreeBuilder())
     try:
-        root = DefusedET.parse(path, parser=parser).getroot()
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as handle:
+            root = DefusedET.parse(handle, parser=parser).getroot()
     except ET.ParseError as exc:
         line, column = getattr(exc, "position", (0, 0))
         reason = str(exc).split(":")[0]
         raise TriageInputError(f"{path}:{line}:{column}: not well-formed XML ({reason})") from None
     except DefusedXmlException as exc:
         raise TriageInputError(f"{path}:{parser.parser.CurrentLineNumber}: {_refusal(exc)}") from None
-    except OSError as exc:
-        raise TriageInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (OSError, EOFError) as exc:  # EOFError: a gzip file cut short
+        raise TriageInputError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
     if root.tag not in ("testsuites", "testsuite"):
         raise TriageInputError(f"{path}:1: not JUnit XML: the root element is <{root.tag}>, "
                                "not <testsuites> or <testsuite>")
@@ -553,8 +609,8 @@ def related_evidence(cases: Sequence[JUnitCase]) -> list[str]:
     """Lines of every testcase's output that may be shown as *context* next to another testcase's
     diagnosis, never used for its category: HTTP GETs answered 200 (a suite often probes the
     WebSocket path with a GET in one test and upgrades in another). Redacted, then cut to 300."""
-    return [f"{c.name}: {str(redact(line.strip()))[:300]}" for c in cases for line in c.output_text.splitlines()
-            if _GET_200.search(line)]
+    return [f"{c.name}: {str(redact(line.strip()))[:300]}" for c in cases
+            for line in _matching_lines(_GET_200, c.output_text)]
 
 
 def _context_note(category: str, own: str, related: Sequence[str]) -> str | None:
@@ -629,7 +685,14 @@ def diagnose(case: JUnitCase, related: Sequence[str] = ()) -> Diagnosis:
 
     found = match_rule(primary, output)
     notes = []
-    if found and found[1] not in _KIT_CATEGORIES:
+    if found and found[1] == "ws_internal_error" and admitted and _RULE["error_frame"].pattern.search(
+            "\n".join(admitted.lines)):
+        # The same precedence as on a single text: an error frame before the 1011 says what failed.
+        rule, category = _RULE["error_frame"], "ws_error_frame"
+        frame = next(line for line in admitted.lines if rule.pattern.search(line))
+        notes.append(f"triage: ws_error_frame: the failure is the server's 1011, and its own output shows the error "
+                     f"frame the server sent with it ({frame[:300]})")
+    elif found and found[1] not in _KIT_CATEGORIES:
         rule, category = found
         notes.append(f"triage: {category} by rule {rule.name!r} on the failure")
     elif admitted and admitted.category not in _KIT_CATEGORIES:

@@ -258,3 +258,28 @@ def test_an_honest_pass_is_evidence_only():
     d = diagnose(junit_case("test_real_agent_discovery", time=1.067, stdout='HTTP Request: GET https://a/api/mcp/servers "HTTP/1.1 200 OK"'))
     assert (d.status, d.category, d.findings) == ("pass", "ok", ())
     assert "no wire evidence" in d.message and "triage: no wire evidence" in d.detail
+
+
+# -- redaction comes before any cut --------------------------------------------------------------------------
+
+SECRET = "s3cr3t-Value-" + "Q7x9Kp2Lm4Nz8Rw1Tb6Yc3" * 2
+
+
+def _pieces(text: str, secret: str = SECRET, size: int = 8) -> list[str]:
+    return [secret[i:i + size] for i in range(len(secret) - size + 1) if secret[i:i + size] in text]
+
+
+@pytest.mark.parametrize("offset", [0, 200, 230, 236, 239, 250])
+def test_a_secret_across_every_cut_never_survives_even_in_part(offset):
+    from netra_nb.redact import register_secret
+    register_secret(SECRET)
+    line = "x" * offset + f"Authorization header value {SECRET} rejected with HTTP 503"
+    output = "\n".join([f"[EXPECTED] {line} - accepted as a staging limitation",
+                        f"GET https://api.x/api/v1/websocket {SECRET} -> 200 " + "y" * 300])
+    for case in (failing(line, stdout=output), junit_case("test_pass", stdout=output),
+                 junit_case("test_skip", outcome="skipped", message=line)):
+        d = diagnose(case, related_evidence([case]))
+        for text in (d.message, d.detail, d.target or "", d.ws_close_reason or ""):
+            assert not _pieces(text), (case.name, text)
+    for text in related_evidence([junit_case(stdout=output)]):
+        assert not _pieces(text)
