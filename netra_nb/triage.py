@@ -92,8 +92,10 @@ _STATUS = (r"(?:unexpected status(?: code)?|status(?:[ _]?code)?|http(?:/\d(?:\.
            r"|answered|got|error '|assert|->|clientresponseerror)\W{0,4}")
 # The WebSocket upgrade being refused: websockets' InvalidStatus/InvalidStatusCode ("server rejected
 # WebSocket connection: HTTP 403"), aiohttp's "WSServerHandshakeError: 403, message='Invalid response
-# status'", websocket-client's "Handshake status 403", or words to that effect.
+# status'", websocket-client's "Handshake status 403", websockets' debug log of the upgrade's answer
+# ("websockets.client:client.py:318 < HTTP/1.1 503 Service Unavailable"), or words to that effect.
 _UPGRADE = (r"(?:rejected websocket connection|invalidstatus(?:code)?|wsserverhandshakeerror|handshake status"
+            r"|websockets\.client\b[^\n]{0,40}< http/1\.1"
             r"|websocket (?:upgrade|handshake|connection)[^\n]{0,40}?(?:failed|rejected|refused|error))[^\n]{0,40}?")
 # Evidence that a text is about a WebSocket (for a dropped connection: ws_abnormal_close, not HTTP).
 _WS_WORDS = re.compile(r"(?i)websocket|\bwss?://|connectionclosed|while reading http status line|\bws_connect\b"
@@ -159,6 +161,9 @@ RULES: tuple[Rule, ...] = (
        r"|(?:invalid|unexpected|mismatched) subprotocol|subprotocol (?:mismatch|negotiation failed|not supported)"),
     _r("handshake_timeout", "ws_handshake_timeout",
        _HANDSHAKE_TIMEOUT + r"|(?s:" + _IN_HANDSHAKE + r".{0,4000}?" + _TIMEOUT_EXC + r")"),
+    # websockets' debug log: the upgrade request went out, no answer came, and the client hung up
+    _r("upgrade_unanswered", "ws_handshake_timeout", r"websockets\.client[^\n]*> get /[^\n]*http/1\.1\n"
+       r"[^\n]*websockets\.client[^\n]*> eof"),
     _r("upgrade_401_403", "ws_upgrade_auth_rejected", _UPGRADE + r"\b40[13]\b", _route_missing),
     _r("upgrade_404", "ws_route_missing", _UPGRADE + r"\b(?:404|400|405|426|200)\b(?! ?ms)"),
     _r("upgrade_502_503_504", "ws_upgrade_unavailable", _UPGRADE + r"\b50[234]\b"),
@@ -176,6 +181,9 @@ RULES: tuple[Rule, ...] = (
     # (not "_ssl.c:1006": the ssl module names its source line in every message)
     _r("close_1006", "ws_abnormal_close", r"no close frame (?:received|sent)|(?:close[ds]?|code|received|sent)\b[^\n\d]{0,20}"
        r"\b1006\b|\b1006 \(abnormal|abnormal closure"),
+    # websockets' debug log: an open session ended by the server's EOF, no close frame either way
+    _r("dropped_session", "ws_abnormal_close", r"websockets\.client[^\n]*= connection is open\n"
+       r"[^\n]*websockets\.client[^\n]*< eof"),
     _r("health_body", "health_degraded", r"[\"']status[\"']\s*:\s*[\"']degraded[\"']"),
     _r("e2e_not_configured", "auth_unavailable", r"e2e (?:auth\w*|bypass|test[ -]auth)[^\n]{0,40}?not (?:configured|enabled"
        r"|available)"),
@@ -281,7 +289,7 @@ ADMISSIONS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pa
      r"|no close frame received or sent|< close (?!100[01]\b)\d{4}\b|data=(?!100[01]\b)\d{4}, extra="
      r"|no pong received|\bclosed?\b(?: with)?(?: code)?\W{0,3}(?:1011|1008|1006|40\d\d)\b"),
     ("a close before the end", r"(?<!then )received 10(?:00|01|12) \([^)]*\)[^;\n]*; then sent"),
-    ("a refused upgrade", _UPGRADE + r"\b[1-5]\d\d\b"),
+    ("a refused upgrade", _UPGRADE + r"\b(?!101\b)[1-5]\d\d\b"),
     ("a handshake that timed out", _HANDSHAKE_TIMEOUT),
     ("an error frame", r"[\"']type[\"']\s*:\s*[\"'](?:error(?:_message)?|authentication_error)[\"']"
      r"|\b(?:connection_error|auth_failed|auth_error|internal_error|service_unavailable)\b"),
@@ -301,6 +309,7 @@ class Admission:
     category: str
     rule: str | None
     lines: tuple[str, ...]
+    quote: str  # the line that shows it best: where the deciding rule's match ends (else the first line)
 
 
 #: All of :data:`ADMISSIONS` in one pattern, run once over the *lowercased* output: a suite's
@@ -346,10 +355,43 @@ def _server_closed_first(low: Sequence[str]) -> list[int]:
     return first
 
 
+_WS_LOG = re.compile(r"websockets\.client\b.*?(> get /\S* http/1\.1|< http/1\.1|= connection is open|[<>] close \d|[<>] eof)")
+
+
+def _broken_sessions(low: Sequence[str]) -> list[int]:
+    """The lines of websockets' debug log that show a session broken on the wire: an upgrade request
+    the client gave up on before any answer ("> GET … HTTP/1.1" … "> EOF", no "< HTTP/1.1"), and an
+    open session the server ended with EOF and no close frame ("= connection is OPEN" … "< EOF").
+    Both lines of each pair are returned (the rules name the pair). Sessions that interleave are
+    read in order, not told apart."""
+    found, request, opened, closing = [], None, None, False
+    for n, line in enumerate(low):
+        m = _WS_LOG.search(line)
+        if m is None:
+            continue
+        event = m.group(1)
+        if event.startswith("> get"):
+            request, opened, closing = n, None, False
+        elif event.startswith("< http"):
+            request = None
+        elif event.startswith("= connection is open"):
+            opened, closing = n, False
+        elif "close" in event:
+            closing = True
+        elif event == "> eof" and request is not None:
+            found += [request, n]
+            request = None
+        elif event == "< eof" and opened is not None and not closing:
+            found += [opened, n]
+            opened = None
+    return found
+
+
 def admissions(output: str, context: str = "") -> Admission | None:
     """What ``output`` (one testcase's captured output) admits failed, or None when it admits nothing.
 
-    Every line that shows a failure (:data:`ADMISSIONS`, and a normal close the server sent first),
+    Every line that shows a failure (:data:`ADMISSIONS`; in websockets' debug log, a normal close the
+    server sent first and a session broken on the wire),
     or that labels one as expected, a known
     issue, a limitation, graceful degradation, accepted (:data:`_ACCEPTED` with a failure word on the
     same line), is kept, in the output's order; their category is the first rule that matches them,
@@ -362,6 +404,8 @@ def admissions(output: str, context: str = "") -> Admission | None:
     flagged.update(n for n in _line_numbers(_ACCEPTED, lowered) if _FAILED.search(low[n]))
     if "close 10" in lowered:
         flagged.update(_server_closed_first(low))
+    if "websockets.client" in lowered:
+        flagged.update(_broken_sessions(low))
     lines: list[str] = []
     for n in sorted(flagged):
         stripped = original[n].strip()
@@ -369,8 +413,13 @@ def admissions(output: str, context: str = "") -> Admission | None:
             lines.append(stripped)
     if not lines:
         return None
-    found = match_rule("\n".join(lines), f"{output}\n{context}")
-    return Admission(found[1] if found else "unknown", found[0].name if found else None, tuple(lines))
+    joined = "\n".join(lines)
+    found = match_rule(joined, f"{output}\n{context}")
+    if found is None:
+        return Admission("unknown", None, tuple(lines), lines[0])
+    m = found[0].pattern.search(joined)
+    quote = joined[:m.end()].rsplit("\n", 1)[-1] if m and m.end() > 0 else lines[0]
+    return Admission(found[1], found[0].name, tuple(lines), quote.strip() or lines[0])
 
 
 # -- reading JUnit XML -----------------------------------------------------------------------------------
@@ -724,8 +773,23 @@ def diagnose(case: JUnitCase, related: Sequence[str] = ()) -> Diagnosis:
                      findings=tuple(findings), rule=rule.name if rule else None, **common)
 
 
+# websockets' debug log of a refused upgrade: "< HTTP/1.1 403 Forbidden" then "< Content-Length: 0".
+_BARE_403 = re.compile(r"(?is)< HTTP/1\.1 40[13] [^\n]*\n(?:[^\n]*< [^\n]*\n){0,12}?[^\n]*< content-length: 0\b")
+_AUTH_BODY = re.compile(r"(?i)websocket authentication failed|invalid token|token (?:expired|invalid)|not authenticated")
+
+
 def _category_notes(category: str, own: str, related: Sequence[str]) -> list[str]:
     notes = []
+    if category == "ws_upgrade_auth_rejected":
+        if _AUTH_BODY.search(own):
+            notes.append("triage: the refusal names authentication: a WebSocket route read the token and refused it")
+        elif _BARE_403.search(own):
+            notes.append("triage: the refusal came with an empty body: nothing in it names authentication. A close "
+                         "before accept and a path with no WebSocket route (the framework's bare 403) answer the same "
+                         "way; without a GET on the path or a second token, the JUnit cannot tell them apart")
+        else:
+            notes.append("triage: nothing in this testcase's evidence tells refused credentials from a missing "
+                         "WebSocket route (a GET on the same path answering 200 would)")
     if category == "ws_internal_error":
         notes.append("triage: whether the server closed before or after the first client message is unknown — a JUnit "
                      "file does not record the frames")
@@ -748,14 +812,14 @@ def _diagnose_pass(case: JUnitCase, output: str, took: str, admitted: Admission 
         notes.insert(0, _admitted_note(hidden, passed=True))
         notes.extend(_category_notes(hidden.category, output, related))
     if mocked:
-        also = f" (its output also shows: {_first_line(hidden.lines[0], 160)})" if hidden else ""
+        also = f" (its output also shows {hidden.category}: {_first_line(hidden.quote, 160)})" if hidden else ""
         return Diagnosis("fail", "mock_fallback", f"passed in {took}, but a mock replaced the platform: not evidence "
                          f"of a working platform{also}", _evidence_detail(case, notes), findings=tuple(findings),
                          **common)
     if hidden:
-        return Diagnosis("fail", hidden.category, f"passed in {took}, but its own output shows the failure: "
-                         f"{_first_line(hidden.lines[0])}", _evidence_detail(case, notes), findings=tuple(findings),
-                         rule=hidden.rule, **common)
+        return Diagnosis("fail", hidden.category, f"passed in {took}, but its own output shows the failure "
+                         f"({hidden.category}): {_first_line(hidden.quote)}", _evidence_detail(case, notes),
+                         findings=tuple(findings), rule=hidden.rule, **common)
     if findings:
         return Diagnosis("fail", "fake_fast", f"passed in {took}, but too fast for network work: not evidence of a "
                          "working platform", _evidence_detail(case, notes), findings=tuple(findings), **common)

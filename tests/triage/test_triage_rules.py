@@ -12,6 +12,8 @@ from netra_nb.triage import FAST_S, RULES, diagnose, match_rule, related_evidenc
 SAMPLES = {
     "subprotocol": "websockets.exceptions.NegotiationError: no subprotocols supported",
     "handshake_timeout": "TimeoutError: timed out during opening handshake",
+    "upgrade_unanswered": "DEBUG    websockets.client:client.py:292 > GET /api/v1/websocket HTTP/1.1\n"
+                          "DEBUG    websockets.client:protocol.py:757 > EOF",
     "upgrade_401_403": "websockets.exceptions.InvalidStatus: server rejected WebSocket connection: HTTP 403",
     "upgrade_404": "websockets.exceptions.InvalidStatusCode: server rejected WebSocket connection: HTTP 404",
     "upgrade_502_503_504": "server rejected WebSocket connection: HTTP 503",
@@ -22,6 +24,8 @@ SAMPLES = {
     "close_1011": "ConnectionClosedError: received 1011 (internal error) Internal error; then sent 1011 (internal error)",
     "close_normal": "ConnectionClosedOK: received 1000 (OK) main cleanup; then sent 1000 (OK) main cleanup",
     "close_1006": "ConnectionClosedError: no close frame received or sent",
+    "dropped_session": "DEBUG    websockets.client:protocol.py:175 = connection is OPEN\n"
+                       "DEBUG    websockets.client:protocol.py:574 < EOF",
     "health_body": 'AssertionError: {"status":"degraded","checks":{"redis":"Timeout connecting to server"}}',
     "e2e_not_configured": 'AssertionError: Failed to get test token: 503 - {"detail": "E2E authentication not configured"}',
     "agent_failed": 'AssertionError: received agent_error: {"type": "agent_error", "data": {"error_message": "boom"}}',
