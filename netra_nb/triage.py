@@ -51,6 +51,8 @@ __all__ = [
     "FAST_S",
     "parse_junit",
     "match_rule",
+    "ADMISSIONS",
+    "Admission",
     "admissions",
     "diagnose",
     "related_evidence",
@@ -141,6 +143,8 @@ def _r(name: str, category: str, pattern: str, refine: Callable[[str], str | Non
 _IN_HANDSHAKE = r"(?:: in |, in )(?:handshake|read_http_response)\b"
 _IN_RECV = r"(?:\brecv\(|\breceive(?:_json|_str)?\(|(?:: in |, in )(?:recv|receive)\b)"
 _TIMEOUT_EXC = r"\b(?:timeouterror|cancellederror)\b"
+# The message types that start an agent run (netra-contract.md: start_agent, user_message and their aliases).
+_AGENT_REQUEST = r"(?:start_agent|execute_agent|user_message|chat_message|message)"
 # The same in words: the library's own, and the suites' helpers' ("WebSocket connection to wss://…
 # timed out after 10s").
 _HANDSHAKE_TIMEOUT = (r"timed out during (?:the )?opening handshake|opening handshake (?:timed out|timeout)"
@@ -169,15 +173,18 @@ RULES: tuple[Rule, ...] = (
     _r("upgrade_502_503_504", "ws_upgrade_unavailable", _UPGRADE + r"\b50[234]\b"),
     _r("upgrade_5xx", "ws_upgrade_server_error", _UPGRADE + r"\b5\d\d\b"),
     _r("keepalive", "ws_keepalive_timeout", r"keepalive ping timeout|sent 1011 \(internal error\) keepalive"
-       r"|no pong received"),
+       r"|no pong received|timed out waiting for keepalive pong"),
     _r("close_1008", "ws_policy_violation", r"received 1008\b|1008 \(policy violation\)|\bclose(?:d)?\b[^\n]{0,20}\b1008\b"
        r"|\bcode\W{0,3}1008\b|auth_failed|received 4001\b|\bclose(?:d)?\b[^\n]{0,20}\b4001\b|\bcode\W{0,3}4001\b"),
     _r("error_frame", "ws_error_frame", r"[\"']type[\"']\s*:\s*[\"'](?:error(?:_message)?|authentication_error)[\"']"
        r"|error(?:_message)? frame|[\"']error_code[\"']\s*:|\b(?:connection_error|auth_error)\b"),
     _r("close_1011", "ws_internal_error", r"received 1011\b|1011 \(internal error\)|\bclose(?:d)?\b[^\n]{0,20}\b1011\b"
        r"|\bcode\W{0,3}1011\b"),
+    # websockets' debug log: an agent request went out and the session ended with no agent event
+    _r("agent_unanswered", "agent_no_events", r"websockets\.client[^\n]*> text '\{\"type\": ?\"" + _AGENT_REQUEST
+       + r"\"[^\n]*\n[^\n]*websockets\.client[^\n]*(?:[<>] close|[<>] eof)"),
     _r("close_normal", "ws_closed_early", r"(?<!then )received 10(?:00|01|12) \(|(?<![>] close )\b1000 \(ok\)"
-       r"|\b1001 \(going away\)|\b1012 \(service restart\)|main cleanup|\bclose(?:d)?\b[^\n]{0,20}\b10(?:00|01|12)\b"),
+       r"|\b1001 \(going away\)|\b1012 \(service restart\)|main cleanup|(?<!> )\bclose(?:d)?\b[^\n]{0,20}\b10(?:00|01|12)\b"),
     # (not "_ssl.c:1006": the ssl module names its source line in every message)
     _r("close_1006", "ws_abnormal_close", r"no close frame (?:received|sent)|(?:close[ds]?|code|received|sent)\b[^\n\d]{0,20}"
        r"\b1006\b|\b1006 \(abnormal|abnormal closure"),
@@ -276,7 +283,7 @@ _ACCEPTED = re.compile(
 _FAILED = re.compile(r"\b[45]\d\d\b|error|fail|timed? ?out|refused|reject|\bclosed?\b|unavailable|forbidden"
                      r"|unauthori[sz]ed|denied|no (?:response|reply|events?)|not respond|degraded|unhealthy")
 # The contract's own replies to an invalid request: a test that provoked them and saw them is honest.
-# (Prefixes too: websockets' debug log elides the middle of a long frame: '{"type":"error_message","error_code":"JSON_PA...'.)
+# Prefixes too: websockets' debug log elides the middle of a long frame ('…,"error_code":"JSON_PA...').
 _EXPECTED_REPLY = re.compile(r"(?i)\bjson_pa|\binvalid_m|please enter a message")
 
 #: What, in a testcase's own output, admits that something failed, line by line (lowercase patterns,
@@ -289,6 +296,9 @@ ADMISSIONS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pa
      r"|no close frame received or sent|< close (?!100[01]\b)\d{4}\b|data=(?!100[01]\b)\d{4}, extra="
      r"|no pong received|\bclosed?\b(?: with)?(?: code)?\W{0,3}(?:1011|1008|1006|40\d\d)\b"),
     ("a close before the end", r"(?<!then )received 10(?:00|01|12) \([^)]*\)[^;\n]*; then sent"),
+    ("a keepalive that timed out", r"timed out waiting for keepalive pong|keepalive ping timeout"),
+    ("an agent that sent nothing", r"(?:timed? ?out|timeout)[^\n]{0,40}wait(?:ing)? for[^\n]{0,30}(?:events?|agent)\b"
+     r"|no (?:websocket |agent )?events? (?:received|were received|arrived|came|within)"),
     ("a refused upgrade", _UPGRADE + r"\b(?!101\b)[1-5]\d\d\b"),
     ("a handshake that timed out", _HANDSHAKE_TIMEOUT),
     ("an error frame", r"[\"']type[\"']\s*:\s*[\"'](?:error(?:_message)?|authentication_error)[\"']"
@@ -309,7 +319,7 @@ class Admission:
     category: str
     rule: str | None
     lines: tuple[str, ...]
-    quote: str  # the line that shows it best: where the deciding rule's match ends (else the first line)
+    quote: str  # the line that shows it best: what the test printed, else a log record, else the first line
 
 
 #: All of :data:`ADMISSIONS` in one pattern, run once over the *lowercased* output: a suite's
@@ -334,6 +344,8 @@ def _matching_lines(pattern: re.Pattern[str], text: str) -> list[str]:
     return [lines[n] for n in _line_numbers(pattern, text)]
 
 
+# pytest's captured log record: "DEBUG    websockets.client:protocol.py:599 < CLOSE 1011 …".
+_LOG_RECORD = re.compile(r"(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)\s+[\w.]+:[\w.]+:\d+ ")
 _CLOSE_LOG = re.compile(r"(?<!\S)([<>]) close (\d{4}) \(")
 
 
@@ -355,7 +367,8 @@ def _server_closed_first(low: Sequence[str]) -> list[int]:
     return first
 
 
-_WS_LOG = re.compile(r"websockets\.client\b.*?(> get /\S* http/1\.1|< http/1\.1|= connection is open|[<>] close \d|[<>] eof)")
+_WS_LOG = re.compile(r"websockets\.client\b.*?"
+                     r"(> get /\S* http/1\.1|< http/1\.1|= connection is open|[<>] close \d|[<>] eof)")
 
 
 def _broken_sessions(low: Sequence[str]) -> list[int]:
@@ -387,16 +400,45 @@ def _broken_sessions(low: Sequence[str]) -> list[int]:
     return found
 
 
+_WS_FRAMES = re.compile(r"websockets\.client\b.*?(> text '\{\"type\": ?\"" + _AGENT_REQUEST + r"\"|< text '[^\n]*?agent_"
+                        r"|< text '\{\"type\": ?\"error|< text|< ping|[<>] close \d|[<>] eof)")
+
+
+def _unanswered_requests(low: Sequence[str]) -> list[int]:
+    """The lines of websockets' debug log where an agent request went out ("> TEXT '{"type": "start_agent"…")
+    and the session then ended ("CLOSE", "EOF") with no agent event and no error reply in between,
+    while other frames did arrive (heartbeats, pings and acks answer nothing, but show that the client
+    waited): the request line and the end line. Sessions that interleave are read in order, not told apart (an agent event of any
+    of them answers the pending request)."""
+    found, pending, waited = [], None, False
+    for n, line in enumerate(low):
+        m = _WS_FRAMES.search(line)
+        if m is None:
+            continue
+        event = m.group(1)
+        if event.startswith("> text"):
+            pending, waited = n, False
+        elif event in ("< text", "< ping"):
+            waited = True  # a heartbeat, an ack, a ping: the session went on, and no answer came
+        elif event.startswith("< text"):
+            pending = None
+        elif pending is not None:
+            if waited:  # a client that closes at once after sending did not wait for an answer
+                found += [pending, n]
+            pending = None
+    return found
+
+
 def admissions(output: str, context: str = "") -> Admission | None:
     """What ``output`` (one testcase's captured output) admits failed, or None when it admits nothing.
 
     Every line that shows a failure (:data:`ADMISSIONS`; in websockets' debug log, a normal close the
-    server sent first and a session broken on the wire),
-    or that labels one as expected, a known
-    issue, a limitation, graceful degradation, accepted (:data:`_ACCEPTED` with a failure word on the
-    same line), is kept, in the output's order; their category is the first rule that matches them,
-    in :data:`RULES` order (refined with ``context``, the same testcase's failure text); lines that
-    only a label flags and no rule names are ``unknown``. Pure.
+    server sent first, a session broken on the wire, an agent request no agent event answered), or
+    that labels one as expected, a known
+    issue, a limitation, graceful degradation, accepted (:data:`_ACCEPTED` with a failure word on
+    the same line), is kept, in the output's order; their category is the first rule that matches
+    them, in :data:`RULES` order (refined with ``context``, the same testcase's failure text); lines
+    that only a label flags and no rule names are ``unknown``. Pure.
     """
     lowered = output.lower()  # as many lines as ``output``: lower() never adds or removes a newline
     original, low = output.split("\n"), lowered.split("\n")
@@ -406,6 +448,7 @@ def admissions(output: str, context: str = "") -> Admission | None:
         flagged.update(_server_closed_first(low))
     if "websockets.client" in lowered:
         flagged.update(_broken_sessions(low))
+        flagged.update(_unanswered_requests(low))
     lines: list[str] = []
     for n in sorted(flagged):
         stripped = original[n].strip()
@@ -417,8 +460,12 @@ def admissions(output: str, context: str = "") -> Admission | None:
     found = match_rule(joined, f"{output}\n{context}")
     if found is None:
         return Admission("unknown", None, tuple(lines), lines[0])
+    # Quote what the test itself said where it can (a print), else a library's log record, else the
+    # line where a rule that reads several lines (a debug log's sequence) finished matching.
+    alone = [line for line in lines if found[0].pattern.search(line)]
+    said = [line for line in alone if not _LOG_RECORD.match(line)]
     m = found[0].pattern.search(joined)
-    quote = joined[:m.end()].rsplit("\n", 1)[-1] if m and m.end() > 0 else lines[0]
+    quote = (said or alone or [joined[:m.end()].rsplit("\n", 1)[-1] if m else lines[0]])[0]
     return Admission(found[1], found[0].name, tuple(lines), quote.strip() or lines[0])
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from triage_helpers import failing, junit_case
 
@@ -24,6 +26,8 @@ SAMPLES = {
     "close_1011": "ConnectionClosedError: received 1011 (internal error) Internal error; then sent 1011 (internal error)",
     "close_normal": "ConnectionClosedOK: received 1000 (OK) main cleanup; then sent 1000 (OK) main cleanup",
     "close_1006": "ConnectionClosedError: no close frame received or sent",
+    "agent_unanswered": "DEBUG    websockets.client:protocol.py:745 > TEXT '{\"type\": \"start_agent\"}' [24 bytes]\n"
+                        "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]",
     "dropped_session": "DEBUG    websockets.client:protocol.py:175 = connection is OPEN\n"
                        "DEBUG    websockets.client:protocol.py:574 < EOF",
     "health_body": 'AssertionError: {"status":"degraded","checks":{"redis":"Timeout connecting to server"}}',
@@ -287,3 +291,85 @@ def test_a_secret_across_every_cut_never_survives_even_in_part(offset):
             assert not _pieces(text), (case.name, text)
     for text in related_evidence([junit_case(stdout=output)]):
         assert not _pieces(text)
+
+
+# -- passes whose own output admits a failure -------------------------------------------------------------------
+
+def test_the_admission_patterns_are_lowercase_because_they_read_lowercased_output():
+    from netra_nb.triage import _ACCEPTED, _FAILED, ADMISSIONS
+    for pattern in [p for _, p in ADMISSIONS] + [_ACCEPTED, _FAILED]:
+        assert not re.search(r"[A-Z]", re.sub(r"\\[A-Za-z]", "", pattern.pattern)), pattern.pattern
+        assert not pattern.flags & re.IGNORECASE
+
+
+@pytest.mark.parametrize("output, category", [
+    ("[EXPECTED] WebSocket authentication rejected (HTTP 403): server rejected WebSocket connection: HTTP 403",
+     "ws_upgrade_auth_rejected"),
+    ("[WARNING] Connection closed: received 1011 (internal error) Internal error; then sent 1011 (internal error) "
+     "Internal error - known issue in staging, accepting", "ws_internal_error"),
+    ('[INFO] Received: {"type": "error_message", "error_code": "CONNECTION_ERROR", "error_message": "main mode failed"}',
+     "ws_error_frame"),
+    ("[WARNING] /api/mcp/servers answered 503 - accepted as a staging limitation", "http_unavailable"),
+    ("[PARTIAL PASS] WebSocket authentication working (JWT accepted), but staging server has issues\n"
+     "[WARNING] WebSocket server error (HTTP 500): server rejected WebSocket connection: HTTP 500",
+     "ws_upgrade_server_error"),
+    ("[INFO] No response received within timeout (may be normal)", "ws_no_reply"),
+    ("DEBUG    websockets.client:protocol.py:599 < CLOSE 1000 (OK) main cleanup [14 bytes]\n"
+     "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) main cleanup [14 bytes]", "ws_closed_early"),
+    ("DEBUG    websockets.client:protocol.py:175 = connection is OPEN\n"
+     "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"connection_established\"}' [40 bytes]\n"
+     "DEBUG    websockets.client:protocol.py:574 < EOF", "ws_abnormal_close"),
+    ("DEBUG    websockets.client:protocol.py:745 > TEXT '{\"type\": \"start_agent\", \"payload\": {...}}' [192 bytes]\n"
+     "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"heartbeat\",\"timestamp\":1.0}' [51 bytes]\n"
+     "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]", "agent_no_events"),
+    ("DEBUG    websockets.client:connection.py:837 - timed out waiting for keepalive pong", "ws_keepalive_timeout"),
+    ("WARNING  tests.e2e.staging.test_real:test_real.py:325 Timeout waiting for events after 30.0s", "agent_no_events"),
+    ("[WARNING] graceful degradation: the agent did not respond", "unknown"),  # a label, no rule names it
+])
+def test_a_pass_whose_own_output_admits_a_failure_is_that_failure(output, category):
+    d = diagnose(junit_case("test_websocket_connection", time=0.2, stdout=output))
+    assert (d.status, d.category) == ("fail", category)
+    assert d.message.startswith("passed in 0.200s, but its own output shows the failure")
+    assert "the test passed, but its own output shows a failure" in d.detail
+
+
+@pytest.mark.parametrize("output", [
+    "[INFO] Error frame for invalid JSON: {'type': 'error_message', 'error_code': 'JSON_PARSE_ERROR'}",
+    "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"error\",\"message\":\"Please enter a message\"}'",
+    "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"error_message\",\"error_code\":\"JSON_PA...}'",
+    "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]\n"
+    "DEBUG    websockets.client:protocol.py:599 < CLOSE 1000 (OK) [2 bytes]",  # the echo of our own close
+    "[INFO] closed as asked: sent 1000 (OK); then received 1000 (OK)",
+    "[FALLBACK] Created staging-compatible JWT token for: staging-e2e-user-001",  # a client-side fallback
+    "[WARNING] SSOT staging auth bypass failed: E2E_OAUTH_SIMULATION_KEY not provided",  # the client's config
+    "[SUCCESS] This fixes WebSocket 403 authentication failures",  # a boast, not a failure
+    "HTTP Request: GET http://127.0.0.1:8000/api/agents/status \"HTTP/1.1 404 Not Found\"",  # a probe
+    "DEBUG    websockets.client:client.py:318 < HTTP/1.1 101 Switching Protocols",
+    # a request the test did not wait for: it closed at once
+    "DEBUG    websockets.client:protocol.py:745 > TEXT '{\"type\": \"execute_agent\", \"agent\": \"\"}' [51 bytes]\n"
+    "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]",
+    # answered: an agent event came
+    "DEBUG    websockets.client:protocol.py:745 > TEXT '{\"type\": \"start_agent\", \"payload\": {...}}' [192 bytes]\n"
+    "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"heartbeat\",\"timestamp\":1.0}' [51 bytes]\n"
+    "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"agent_started\",\"run_id\":\"r...}' [90 bytes]\n"
+    "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]",
+])
+def test_output_that_only_looks_alarming_leaves_a_pass_a_pass(output):
+    d = diagnose(junit_case("test_websocket_connection", time=0.2, stdout=output))
+    assert (d.status, d.category) == ("pass", "ok")
+
+
+def test_a_failure_whose_own_text_names_the_test_code_takes_the_failure_its_output_admits():
+    d = diagnose(failing("RuntimeError: generator didn't stop after athrow()",
+                         stdout="DEBUG    websockets.client:protocol.py:599 < CLOSE 1011 (internal error) Internal error"))
+    assert (d.status, d.category) == ("fail", "ws_internal_error")
+    assert "the failure itself is the test code's (client_error" in d.detail
+    alone = diagnose(failing("RuntimeError: generator didn't stop after athrow()"))
+    assert (alone.status, alone.category) == ("error", "client_error")
+
+
+def test_an_error_frame_in_the_output_of_a_1011_failure_names_what_failed():
+    d = diagnose(failing("ConnectionClosedError: received 1011 (internal error) Internal error; then sent 1011",
+                         stdout="DEBUG    websockets.client:protocol.py:599 < TEXT "
+                                "'{\"type\":\"error_message\",\"error_code\":\"CONNECTIO...mp\":1.0}' [164 bytes]"))
+    assert (d.category, d.rule) == ("ws_error_frame", "error_frame")
