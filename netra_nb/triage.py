@@ -181,8 +181,8 @@ RULES: tuple[Rule, ...] = (
     _r("close_1011", "ws_internal_error", r"received 1011\b|1011 \(internal error\)|\bclose(?:d)?\b[^\n]{0,20}\b1011\b"
        r"|\bcode\W{0,3}1011\b"),
     # websockets' debug log: an agent request went out and the session ended with no agent event
-    _r("agent_unanswered", "agent_no_events", r"websockets\.client[^\n]*> text '\{\"type\": ?\"" + _AGENT_REQUEST
-       + r"\"[^\n]*\n[^\n]*websockets\.client[^\n]*(?:[<>] close|[<>] eof)"),
+    _r("agent_unanswered", "agent_no_events", r"websockets\.client[^\n]*> text '\{[^'\n]*?\"type\": ?\""
+       + _AGENT_REQUEST + r"\"[^\n]*\n[^\n]*websockets\.client[^\n]*(?:[<>] close|[<>] eof)"),
     _r("close_normal", "ws_closed_early", r"(?<!then )received 10(?:00|01|12) \(|(?<![>] close )\b1000 \(ok\)"
        r"|\b1001 \(going away\)|\b1012 \(service restart\)|main cleanup|(?<!> )\bclose(?:d)?\b[^\n]{0,20}\b10(?:00|01|12)\b"),
     # (not "_ssl.c:1006": the ssl module names its source line in every message)
@@ -298,7 +298,8 @@ ADMISSIONS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pa
     ("a close before the end", r"(?<!then )received 10(?:00|01|12) \([^)]*\)[^;\n]*; then sent"),
     ("a keepalive that timed out", r"timed out waiting for keepalive pong|keepalive ping timeout"),
     ("an agent that sent nothing", r"(?:timed? ?out|timeout)[^\n]{0,40}wait(?:ing)? for[^\n]{0,30}(?:events?|agent)\b"
-     r"|no (?:websocket |agent )?events? (?:received|were received|arrived|came|within)"),
+     r"|no (?:websocket |agent )?events? (?:received|were received|arrived|came|within)"
+     r"|missing[^\n]{0,40}agent_(?:started|completed)"),
     ("a refused upgrade", _UPGRADE + r"\b(?!101\b)[1-5]\d\d\b"),
     ("a handshake that timed out", _HANDSHAKE_TIMEOUT),
     ("an error frame", r"[\"']type[\"']\s*:\s*[\"'](?:error(?:_message)?|authentication_error)[\"']"
@@ -400,15 +401,16 @@ def _broken_sessions(low: Sequence[str]) -> list[int]:
     return found
 
 
-_WS_FRAMES = re.compile(r"websockets\.client\b.*?(> text '\{\"type\": ?\"" + _AGENT_REQUEST + r"\"|< text '[^\n]*?agent_"
-                        r"|< text '\{\"type\": ?\"error|< text|< ping|[<>] close \d|[<>] eof)")
+_WS_FRAMES = re.compile(r"websockets\.client\b.*?(> text '\{[^'\n]*?\"type\": ?\"" + _AGENT_REQUEST + r"\"|< text '[^\n]*?agent_"
+                        r"|< text '\{\"type\": ?\"error|< text '\{\"type\": ?\"(?:heartbeat|ack)\"|< ping"
+                        r"|[<>] close \d|[<>] eof)")
 
 
 def _unanswered_requests(low: Sequence[str]) -> list[int]:
     """The lines of websockets' debug log where an agent request went out ("> TEXT '{"type": "start_agent"…")
     and the session then ended ("CLOSE", "EOF") with no agent event and no error reply in between,
-    while other frames did arrive (heartbeats, pings and acks answer nothing, but show that the client
-    waited): the request line and the end line. Sessions that interleave are read in order, not told apart (an agent event of any
+    while heartbeats, pings or acks did arrive (they answer nothing, but show that the client waited;
+    a client that closes right after the welcome did not): the request line and the end line. Sessions that interleave are read in order, not told apart (an agent event of any
     of them answers the pending request)."""
     found, pending, waited = [], None, False
     for n, line in enumerate(low):
@@ -418,7 +420,7 @@ def _unanswered_requests(low: Sequence[str]) -> list[int]:
         event = m.group(1)
         if event.startswith("> text"):
             pending, waited = n, False
-        elif event in ("< text", "< ping"):
+        elif event == "< ping" or event.endswith(('"heartbeat"', '"ack"')):
             waited = True  # a heartbeat, an ack, a ping: the session went on, and no answer came
         elif event.startswith("< text"):
             pending = None

@@ -322,6 +322,12 @@ def test_the_admission_patterns_are_lowercase_because_they_read_lowercased_outpu
     ("DEBUG    websockets.client:protocol.py:745 > TEXT '{\"type\": \"start_agent\", \"payload\": {...}}' [192 bytes]\n"
      "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"heartbeat\",\"timestamp\":1.0}' [51 bytes]\n"
      "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]", "agent_no_events"),
+    ("DEBUG    websockets.client:protocol.py:745 > TEXT '{\"id\": \"req_1\", \"type\": \"start_agent\", \"...}' [396 bytes]\n"
+     "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"ack\",\"received_type\":\"start_agent\"}' [60 bytes]\n"
+     "ERROR    tests.e2e.staging.test_real:test_real.py:330 Overall timeout reached: 120s\n"
+     "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]", "agent_no_events"),
+    ("WARNING  tests.e2e.staging.test_real:test_real.py:352 Missing events: ['agent_started', 'agent_thinking']",
+     "agent_no_events"),
     ("DEBUG    websockets.client:connection.py:837 - timed out waiting for keepalive pong", "ws_keepalive_timeout"),
     ("WARNING  tests.e2e.staging.test_real:test_real.py:325 Timeout waiting for events after 30.0s", "agent_no_events"),
     ("[WARNING] graceful degradation: the agent did not respond", "unknown"),  # a label, no rule names it
@@ -347,6 +353,10 @@ def test_a_pass_whose_own_output_admits_a_failure_is_that_failure(output, catego
     "DEBUG    websockets.client:client.py:318 < HTTP/1.1 101 Switching Protocols",
     # a request the test did not wait for: it closed at once
     "DEBUG    websockets.client:protocol.py:745 > TEXT '{\"type\": \"execute_agent\", \"agent\": \"\"}' [51 bytes]\n"
+    "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]",
+    # the client closed right after the welcome: it did not wait
+    "DEBUG    websockets.client:protocol.py:745 > TEXT '{\"id\": \"t_1\", \"type\": \"start_agent\", ...}' [177 bytes]\n"
+    "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"connection_established\",\"data\":{...}' [267 bytes]\n"
     "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]",
     # answered: an agent event came
     "DEBUG    websockets.client:protocol.py:745 > TEXT '{\"type\": \"start_agent\", \"payload\": {...}}' [192 bytes]\n"

@@ -45,7 +45,7 @@ def main() -> None:
             source = "library" if file.startswith("library") else "platform, healthy" if "none" in file \
                 else "platform, fault profiles"
             for case, record in zip(cases, triage.triage_records(cases, "score")):
-                want = expected(file, key(case.classname, case.name))
+                want = expected(file, key(case.classname, case.name), case.time_s)
                 total[source] += 1
                 if (record.status, record.category) == want:
                     right[source] += 1
