@@ -143,8 +143,10 @@ def _r(name: str, category: str, pattern: str, refine: Callable[[str], str | Non
 _IN_HANDSHAKE = r"(?:: in |, in )(?:handshake|read_http_response)\b"
 _IN_RECV = r"(?:\brecv\(|\breceive(?:_json|_str)?\(|(?:: in |, in )(?:recv|receive)\b)"
 _TIMEOUT_EXC = r"\b(?:timeouterror|cancellederror)\b"
-# The message types that start an agent run (netra-contract.md: start_agent, user_message and their aliases).
+# The message types that start an agent run (netra-contract.md: start_agent, user_message and their aliases),
+# and the events of a run (the five, their failures, and the other types the contract names).
 _AGENT_REQUEST = r"(?:start_agent|execute_agent|user_message|chat_message|message)"
+_AGENT_EVENT = r"(?:agent_[a-z_]+|tool_executing|tool_completed|progress_update)"
 # The same in words: the library's own, and the suites' helpers' ("WebSocket connection to wss://…
 # timed out after 10s").
 _HANDSHAKE_TIMEOUT = (r"timed out during (?:the )?opening handshake|opening handshake (?:timed out|timeout)"
@@ -183,6 +185,10 @@ RULES: tuple[Rule, ...] = (
     # websockets' debug log: an agent request went out and the session ended with no agent event
     _r("agent_unanswered", "agent_no_events", r"websockets\.client[^\n]*> text '\{[^'\n]*?\"type\": ?\""
        + _AGENT_REQUEST + r"\"[^\n]*\n[^\n]*websockets\.client[^\n]*(?:[<>] close|[<>] eof)"),
+    # the same, where some agent events came and agent_completed did not
+    _r("agent_unfinished", "agent_incomplete", r"websockets\.client[^\n]*< text '[^\n]*?\"(?:type|event)\": ?\""
+       r"(?!agent_completed|agent_error|agent_failed|agent_death)" + _AGENT_EVENT
+       + r"\"[^\n]*\n[^\n]*websockets\.client[^\n]*(?:[<>] close|[<>] eof)"),
     _r("close_normal", "ws_closed_early", r"(?<!then )received 10(?:00|01|12) \(|(?<![>] close )\b1000 \(ok\)"
        r"|\b1001 \(going away\)|\b1012 \(service restart\)|main cleanup|(?<!> )\bclose(?:d)?\b[^\n]{0,20}\b10(?:00|01|12)\b"),
     # (not "_ssl.c:1006": the ssl module names its source line in every message)
@@ -401,33 +407,45 @@ def _broken_sessions(low: Sequence[str]) -> list[int]:
     return found
 
 
-_WS_FRAMES = re.compile(r"websockets\.client\b.*?(> text '\{[^'\n]*?\"type\": ?\"" + _AGENT_REQUEST + r"\"|< text '[^\n]*?agent_"
-                        r"|< text '\{\"type\": ?\"error|< text '\{\"type\": ?\"(?:heartbeat|ack)\"|< ping"
-                        r"|[<>] close \d|[<>] eof)")
+_WS_FRAMES = re.compile(r"websockets\.client\b.*?(?:> text '\{[^'\n]*?\"type\": ?\"(?P<request>" + _AGENT_REQUEST
+                        + r")\"|< text '[^\n]*?\"(?:type|event)\": ?\"(?P<event>" + _AGENT_EVENT + r")\""
+                        r"|< text '\{\"type\": ?\"(?P<reply>error|ack|heartbeat)"
+                        r"(?:[^\n]*?\"received_type\": ?\"(?P<acked>[a-z_]+))?|(?P<ping>< ping)|(?P<end>[<>] close \d|[<>] eof))")
+_RUN_ENDS = ("agent_completed", "agent_error", "agent_failed", "agent_death")
 
 
-def _unanswered_requests(low: Sequence[str]) -> list[int]:
-    """The lines of websockets' debug log where an agent request went out ("> TEXT '{"type": "start_agent"…")
-    and the session then ended ("CLOSE", "EOF") with no agent event and no error reply in between,
-    while heartbeats, pings or acks did arrive (they answer nothing, but show that the client waited;
-    a client that closes right after the welcome did not): the request line and the end line. Sessions that interleave are read in order, not told apart (an agent event of any
-    of them answers the pending request)."""
-    found, pending, waited = [], None, False
+def _unfinished_runs(low: Sequence[str]) -> list[int]:
+    """The lines of websockets' debug log where an agent request went out ("> TEXT '{… "type": "start_agent"…")
+    and the session ended ("CLOSE", "EOF") while the client was still waiting: after the request, or
+    after the last agent event, a heartbeat, a ping or the ack of that request arrived (they answer
+    nothing, but show that the client waited; a client that closes right after the welcome or an event
+    did not). Returned in pairs: the request and the end when no agent event came; the last agent
+    event and the end when the run never reached agent_completed (nor agent_error). An error reply
+    answers the request. Sessions that interleave are read in order, not told apart."""
+    found: list[int] = []
+    request: tuple[int, str] | None = None
+    last_event, waited = None, False
     for n, line in enumerate(low):
         m = _WS_FRAMES.search(line)
         if m is None:
             continue
-        event = m.group(1)
-        if event.startswith("> text"):
-            pending, waited = n, False
-        elif event == "< ping" or event.endswith(('"heartbeat"', '"ack"')):
-            waited = True  # a heartbeat, an ack, a ping: the session went on, and no answer came
-        elif event.startswith("< text"):
-            pending = None
-        elif pending is not None:
-            if waited:  # a client that closes at once after sending did not wait for an answer
-                found += [pending, n]
-            pending = None
+        if m.group("request"):
+            request, last_event, waited = (n, m.group("request")), None, False
+        elif request is None:
+            continue
+        elif m.group("event"):
+            if m.group("event") in _RUN_ENDS:
+                request = None
+            else:
+                last_event, waited = n, False
+        elif m.group("reply") == "error":
+            request = None
+        elif m.group("ping") or m.group("reply") == "heartbeat" or m.group("acked") == request[1]:
+            waited = True
+        elif m.group("end"):
+            if waited:
+                found += [last_event if last_event is not None else request[0], n]
+            request = None
     return found
 
 
@@ -435,7 +453,7 @@ def admissions(output: str, context: str = "") -> Admission | None:
     """What ``output`` (one testcase's captured output) admits failed, or None when it admits nothing.
 
     Every line that shows a failure (:data:`ADMISSIONS`; in websockets' debug log, a normal close the
-    server sent first, a session broken on the wire, an agent request no agent event answered), or
+    server sent first, a session broken on the wire, an agent run the session ended unfinished), or
     that labels one as expected, a known
     issue, a limitation, graceful degradation, accepted (:data:`_ACCEPTED` with a failure word on
     the same line), is kept, in the output's order; their category is the first rule that matches
@@ -450,7 +468,7 @@ def admissions(output: str, context: str = "") -> Admission | None:
         flagged.update(_server_closed_first(low))
     if "websockets.client" in lowered:
         flagged.update(_broken_sessions(low))
-        flagged.update(_unanswered_requests(low))
+        flagged.update(_unfinished_runs(low))
     lines: list[str] = []
     for n in sorted(flagged):
         stripped = original[n].strip()

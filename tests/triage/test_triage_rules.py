@@ -28,6 +28,8 @@ SAMPLES = {
     "close_1006": "ConnectionClosedError: no close frame received or sent",
     "agent_unanswered": "DEBUG    websockets.client:protocol.py:745 > TEXT '{\"type\": \"start_agent\"}' [24 bytes]\n"
                         "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]",
+    "agent_unfinished": "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"tool_executing\"}' [30 bytes]\n"
+                        "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]",
     "dropped_session": "DEBUG    websockets.client:protocol.py:175 = connection is OPEN\n"
                        "DEBUG    websockets.client:protocol.py:574 < EOF",
     "health_body": 'AssertionError: {"status":"degraded","checks":{"redis":"Timeout connecting to server"}}',
@@ -328,6 +330,11 @@ def test_the_admission_patterns_are_lowercase_because_they_read_lowercased_outpu
      "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]", "agent_no_events"),
     ("WARNING  tests.e2e.staging.test_real:test_real.py:352 Missing events: ['agent_started', 'agent_thinking']",
      "agent_no_events"),
+    ("DEBUG    websockets.client:protocol.py:745 > TEXT '{\"type\": \"start_agent\", \"payload\": {...}}' [192 bytes]\n"
+     "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"agent_started\",\"run_id\":\"r...}' [90 bytes]\n"
+     "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"tool_executing\",\"agent_name\":...}' [90 bytes]\n"
+     "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"heartbeat\",\"timestamp\":1.0}' [51 bytes]\n"
+     "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]", "agent_incomplete"),
     ("DEBUG    websockets.client:connection.py:837 - timed out waiting for keepalive pong", "ws_keepalive_timeout"),
     ("WARNING  tests.e2e.staging.test_real:test_real.py:325 Timeout waiting for events after 30.0s", "agent_no_events"),
     ("[WARNING] graceful degradation: the agent did not respond", "unknown"),  # a label, no rule names it
@@ -357,6 +364,10 @@ def test_a_pass_whose_own_output_admits_a_failure_is_that_failure(output, catego
     # the client closed right after the welcome: it did not wait
     "DEBUG    websockets.client:protocol.py:745 > TEXT '{\"id\": \"t_1\", \"type\": \"start_agent\", ...}' [177 bytes]\n"
     "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"connection_established\",\"data\":{...}' [267 bytes]\n"
+    "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]",
+    # an ack of an earlier message is no answer to the request, and no sign that the client waited for it
+    "DEBUG    websockets.client:protocol.py:745 > TEXT '{\"type\": \"execute_agent\", \"agent\": \"\"}' [51 bytes]\n"
+    "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"ack\",\"received_type\":null}' [59 bytes]\n"
     "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]",
     # answered: an agent event came
     "DEBUG    websockets.client:protocol.py:745 > TEXT '{\"type\": \"start_agent\", \"payload\": {...}}' [192 bytes]\n"
