@@ -85,6 +85,9 @@ class Rule:
     category: str
     pattern: re.Pattern[str]
     refine: Callable[[str], str | None] | None = None
+    #: a sequence in websockets' debug log that :func:`admissions` finds by reading the log in order
+    #: (the pattern shows its shape); never matched against a text on its own
+    sequence: bool = False
 
 
 # Words before a status code that make it an HTTP status ("Unexpected status: 500", "HTTP 503",
@@ -134,8 +137,9 @@ def _dropped(evidence: str) -> str | None:
     return "ws_abnormal_close" if _WS_WORDS.search(evidence) else None
 
 
-def _r(name: str, category: str, pattern: str, refine: Callable[[str], str | None] | None = None) -> Rule:
-    return Rule(name, category, re.compile(pattern, re.IGNORECASE), refine)
+def _r(name: str, category: str, pattern: str, refine: Callable[[str], str | None] | None = None,
+       sequence: bool = False) -> Rule:
+    return Rule(name, category, re.compile(pattern, re.IGNORECASE), refine, sequence)
 
 
 # A timeout raised while a frame of the opening handshake was waiting (websockets' handshake /
@@ -169,7 +173,7 @@ RULES: tuple[Rule, ...] = (
        _HANDSHAKE_TIMEOUT + r"|(?s:" + _IN_HANDSHAKE + r".{0,4000}?" + _TIMEOUT_EXC + r")"),
     # websockets' debug log: the upgrade request went out, no answer came, and the client hung up
     _r("upgrade_unanswered", "ws_handshake_timeout", r"websockets\.client[^\n]*> get /[^\n]*http/1\.1\n"
-       r"[^\n]*websockets\.client[^\n]*> eof"),
+       r"(?:[^\n]*\n)*?[^\n]*websockets\.client[^\n]*> eof", sequence=True),
     _r("upgrade_401_403", "ws_upgrade_auth_rejected", _UPGRADE + r"\b40[13]\b", _route_missing),
     _r("upgrade_404", "ws_route_missing", _UPGRADE + r"\b(?:404|400|405|426|200)\b(?! ?ms)"),
     _r("upgrade_502_503_504", "ws_upgrade_unavailable", _UPGRADE + r"\b50[234]\b"),
@@ -184,11 +188,18 @@ RULES: tuple[Rule, ...] = (
        r"|\bcode\W{0,3}1011\b"),
     # websockets' debug log: an agent request went out and the session ended with no agent event
     _r("agent_unanswered", "agent_no_events", r"websockets\.client[^\n]*> text '\{[^'\n]*?\"type\": ?\""
-       + _AGENT_REQUEST + r"\"[^\n]*\n[^\n]*websockets\.client[^\n]*(?:[<>] close|[<>] eof)"),
+       + _AGENT_REQUEST + r"\"[^\n]*\n(?:[^\n]*\n)*?[^\n]*websockets\.client[^\n]*(?:[<>] close|[<>] eof)", sequence=True),
+    # websockets' debug log: two events of one run flagged as out of the contract's order, or the first
+    # events of two runs where the test sent one request (the second run is not ours)
+    _r("events_out_of_order", "agent_event_order", r"< text '\{\"type\": ?\"(?:agent|tool)_\w+\", ?\"run_id\": ?\""
+       r"(run_[0-9a-f]{6})[^\n]*\n(?:[^\n]*\n)*?[^\n]*< text '\{\"type\": ?\"(?:agent|tool)_\w+\", ?\"run_id\": ?\"\1",
+       sequence=True),
+    _r("foreign_run", "cross_user_leak", r"< text '\{\"type\": ?\"agent_\w+\", ?\"run_id\": ?\"(run_[0-9a-f]{6})[^\n]*\n"
+       r"(?:[^\n]*\n)*?[^\n]*< text '\{\"type\": ?\"agent_\w+\", ?\"run_id\": ?\"(?!\1)run_", sequence=True),
     # the same, where some agent events came and agent_completed did not
     _r("agent_unfinished", "agent_incomplete", r"websockets\.client[^\n]*< text '[^\n]*?\"(?:type|event)\": ?\""
        r"(?!agent_completed|agent_error|agent_failed|agent_death)" + _AGENT_EVENT
-       + r"\"[^\n]*\n[^\n]*websockets\.client[^\n]*(?:[<>] close|[<>] eof)"),
+       + r"\"[^\n]*\n(?:[^\n]*\n)*?[^\n]*websockets\.client[^\n]*(?:[<>] close|[<>] eof)", sequence=True),
     _r("close_normal", "ws_closed_early", r"(?<!then )received 10(?:00|01|12) \(|(?<![>] close )\b1000 \(ok\)"
        r"|\b1001 \(going away\)|\b1012 \(service restart\)|main cleanup|(?<!> )\bclose(?:d)?\b[^\n]{0,20}\b10(?:00|01|12)\b"),
     # (not "_ssl.c:1006": the ssl module names its source line in every message)
@@ -196,7 +207,7 @@ RULES: tuple[Rule, ...] = (
        r"\b1006\b|\b1006 \(abnormal|abnormal closure"),
     # websockets' debug log: an open session ended by the server's EOF, no close frame either way
     _r("dropped_session", "ws_abnormal_close", r"websockets\.client[^\n]*= connection is open\n"
-       r"[^\n]*websockets\.client[^\n]*< eof"),
+       r"(?:[^\n]*\n)*?[^\n]*websockets\.client[^\n]*< eof", sequence=True),
     _r("health_body", "health_degraded", r"[\"']status[\"']\s*:\s*[\"']degraded[\"']"),
     _r("e2e_not_configured", "auth_unavailable", r"e2e (?:auth\w*|bypass|test[ -]auth)[^\n]{0,40}?not (?:configured|enabled"
        r"|available)"),
@@ -239,7 +250,8 @@ RULES: tuple[Rule, ...] = (
        r"|server disconnected|remotedisconnected|peer closed connection|incompletereaderror|bytes read on a total of"
        r"|connection closed while reading|response payload is not completed|connection(?:reset|aborted)error",
        _dropped),
-    _r("contract", "contract_mismatch", r"jsondecodeerror|expecting value: line \d|not (?:valid )?json"
+    _r("contract", "contract_mismatch", r"jsondecodeerror|expecting value: line \d|not (?:valid )?json|expecting property name"
+       r"|invalid json received|received non-json|non-json (?:data|frame|message)"
        r"|missing (?:required )?(?:keys?|fields?)\b|unexpected (?:response )?(?:shape|format|schema)"
        r"|did not receive a valid http response|invalid(?:header(?:value|format)?|upgrade|message)\b"
        r"|invalid sec-websocket-\w+ header|remoteprotocolerror|localprotocolerror|decodingerror|contenttypeerror"
@@ -267,7 +279,7 @@ def match_rule(text: str, context: str = "") -> tuple[Rule, str] | None:
     testcase's evidence never decides another's category.
     """
     for rule in RULES:
-        if rule.pattern.search(text):
+        if not rule.sequence and rule.pattern.search(text):
             refined = rule.refine(f"{text}\n{context}") if rule.refine else None
             return rule, refined or rule.category
     return None
@@ -311,6 +323,9 @@ ADMISSIONS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pa
     ("an error frame", r"[\"']type[\"']\s*:\s*[\"'](?:error(?:_message)?|authentication_error)[\"']"
      r"|\b(?:connection_error|auth_failed|auth_error|internal_error|service_unavailable)\b"),
     ("an agent failure", _RULE["agent_failed"].pattern.pattern),
+    ("a frame that is not json", r"invalid json received|received non-json|non-json (?:data|frame|message)"),
+    # httpcore's trace log of a request that failed: "receive_response_headers.failed exception=ReadTimeout(…)"
+    ("a request that failed", r"httpcore\.[\w.]+:[\w.]+:\d+ [\w.]+\.failed exception="),
     ("a server error", _STATUS + r"5\d\d\b|internal server error|service unavailable|bad gateway|gateway time-?out"),
     ("a health body", _RULE["health_body"].pattern.pattern),
     ("the E2E endpoint", _RULE["e2e_not_configured"].pattern.pattern),
@@ -356,7 +371,10 @@ _LOG_RECORD = re.compile(r"(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)\s+[\w.]+:[\w.]+
 _CLOSE_LOG = re.compile(r"(?<!\S)([<>]) close (\d{4}) \(")
 
 
-def _server_closed_first(low: Sequence[str]) -> list[int]:
+Finding = tuple[str, tuple[int, ...]]  # (the rule that names it, the lines that show it)
+
+
+def _server_closed_first(low: Sequence[str]) -> list[Finding]:
     """The lines of websockets' debug log ("< CLOSE 1000 (OK) main cleanup", "> CLOSE …") where the
     server sent a normal close that was not the echo of ours: a session the server ended. Each of
     our closes is owed one echo; sessions that interleave are counted, not told apart."""
@@ -370,7 +388,7 @@ def _server_closed_first(low: Sequence[str]) -> list[int]:
         elif owed:
             owed -= 1
         elif m.group(2) in ("1000", "1001", "1012"):
-            first.append(n)
+            first.append(("close_normal", (n,)))
     return first
 
 
@@ -378,13 +396,13 @@ _WS_LOG = re.compile(r"websockets\.client\b.*?"
                      r"(> get /\S* http/1\.1|< http/1\.1|= connection is open|[<>] close \d|[<>] eof)")
 
 
-def _broken_sessions(low: Sequence[str]) -> list[int]:
+def _broken_sessions(low: Sequence[str]) -> list[Finding]:
     """The lines of websockets' debug log that show a session broken on the wire: an upgrade request
     the client gave up on before any answer ("> GET … HTTP/1.1" … "> EOF", no "< HTTP/1.1"), and an
     open session the server ended with EOF and no close frame ("= connection is OPEN" … "< EOF").
-    Both lines of each pair are returned (the rules name the pair). Sessions that interleave are
-    read in order, not told apart."""
-    found, request, opened, closing = [], None, None, False
+    Sessions that interleave are read in order, not told apart."""
+    found: list[Finding] = []
+    request, opened, closing = None, None, False
     for n, line in enumerate(low):
         m = _WS_LOG.search(line)
         if m is None:
@@ -399,10 +417,10 @@ def _broken_sessions(low: Sequence[str]) -> list[int]:
         elif "close" in event:
             closing = True
         elif event == "> eof" and request is not None:
-            found += [request, n]
+            found.append(("upgrade_unanswered", (request, n)))
             request = None
         elif event == "< eof" and opened is not None and not closing:
-            found += [opened, n]
+            found.append(("dropped_session", (opened, n)))
             opened = None
     return found
 
@@ -414,15 +432,15 @@ _WS_FRAMES = re.compile(r"websockets\.client\b.*?(?:> text '\{[^'\n]*?\"type\": 
 _RUN_ENDS = ("agent_completed", "agent_error", "agent_failed", "agent_death")
 
 
-def _unfinished_runs(low: Sequence[str]) -> list[int]:
+def _unfinished_runs(low: Sequence[str]) -> list[Finding]:
     """The lines of websockets' debug log where an agent request went out ("> TEXT '{… "type": "start_agent"…")
     and the session ended ("CLOSE", "EOF") while the client was still waiting: after the request, or
     after the last agent event, a heartbeat, a ping or the ack of that request arrived (they answer
     nothing, but show that the client waited; a client that closes right after the welcome or an event
-    did not). Returned in pairs: the request and the end when no agent event came; the last agent
-    event and the end when the run never reached agent_completed (nor agent_error). An error reply
-    answers the request. Sessions that interleave are read in order, not told apart."""
-    found: list[int] = []
+    did not): the request and the end when no agent event came; the last agent event and the end
+    when the run never reached agent_completed (nor agent_error). An error reply answers the
+    request. Sessions that interleave are read in order, not told apart."""
+    found: list[Finding] = []
     request: tuple[int, str] | None = None
     last_event, waited = None, False
     for n, line in enumerate(low):
@@ -444,49 +462,92 @@ def _unfinished_runs(low: Sequence[str]) -> list[int]:
             waited = True
         elif m.group("end"):
             if waited:
-                found += [last_event if last_event is not None else request[0], n]
+                found.append(("agent_unanswered", (request[0], n)) if last_event is None
+                             else ("agent_unfinished", (last_event, n)))
             request = None
+    return found
+
+
+# The log elides long frames at a fixed width, so a run_id keeps more or fewer of its characters
+# depending on the event's name: runs are told apart by the first 6 hex digits it always keeps.
+_RUN_EVENT = re.compile(r"websockets\.client\b.*?< text '\{\"type\": ?\"(agent_started|agent_thinking|tool_executing"
+                        r"|tool_completed|agent_completed)\", ?\"run_id\": ?\"(run_[0-9a-f]{6})")
+_REQUEST_SENT = re.compile(r"websockets\.client\b.*?> text '\{[^'\n]*?\"type\": ?\"" + _AGENT_REQUEST + r"\"")
+
+
+def _run_anomalies(low: Sequence[str]) -> list[Finding]:
+    """The lines of websockets' debug log where a run's events break the contract's order (an event
+    before agent_started, a tool_completed with no tool_executing open, anything after
+    agent_completed) — each with the run's previous event — and, where the test sent a single agent
+    request, the first event of a second run (a run that is not ours in our session). Runs are told
+    apart by the first 6 hex digits of their run_id."""
+    found: list[Finding] = []
+    runs: dict[str, dict[str, Any]] = {}
+    single = sum(1 for line in low if _REQUEST_SENT.search(line)) == 1
+    for n, line in enumerate(low):
+        m = _RUN_EVENT.search(line)
+        if m is None:
+            continue
+        event, run = m.groups()
+        if run not in runs:
+            runs[run] = {"started": False, "open_tools": 0, "done": False, "last": None}
+            if single and len(runs) == 2:
+                found.append(("foreign_run", (next(r["first"] for r in runs.values() if r.get("first") is not None), n)))
+            runs[run]["first"] = n
+        state = runs[run]
+        broken = ((event != "agent_started" and not state["started"]) or state["done"]
+                  or (event == "tool_completed" and state["open_tools"] <= 0))
+        if broken and state["last"] is not None:
+            found.append(("events_out_of_order", (state["last"], n)))
+        state["started"] |= event == "agent_started"
+        state["open_tools"] += {"tool_executing": 1, "tool_completed": -1}.get(event, 0)
+        state["done"] |= event == "agent_completed"
+        state["last"] = n
     return found
 
 
 def admissions(output: str, context: str = "") -> Admission | None:
     """What ``output`` (one testcase's captured output) admits failed, or None when it admits nothing.
 
-    Every line that shows a failure (:data:`ADMISSIONS`; in websockets' debug log, a normal close the
-    server sent first, a session broken on the wire, an agent run the session ended unfinished), or
-    that labels one as expected, a known
+    Every line that shows a failure (:data:`ADMISSIONS`), or that labels one as expected, a known
     issue, a limitation, graceful degradation, accepted (:data:`_ACCEPTED` with a failure word on
-    the same line), is kept, in the output's order; their category is the first rule that matches
-    them, in :data:`RULES` order (refined with ``context``, the same testcase's failure text); lines
-    that only a label flags and no rule names are ``unknown``. Pure.
+    the same line), is kept, in the output's order, and so are the sequences a structural reading of
+    websockets' debug log finds (a normal close the server sent first, a session broken on the wire,
+    an agent run the session ended unfinished, a run's events out of order, a second run in a
+    one-request test). The category is the earliest in :data:`RULES` order of the rule that matches
+    the flagged lines (refined with ``context``, the same testcase's failure text) and the rules
+    that name the sequences; lines that only a label flags and no rule names are ``unknown``. Pure.
     """
     lowered = output.lower()  # as many lines as ``output``: lower() never adds or removes a newline
     original, low = output.split("\n"), lowered.split("\n")
     flagged = set(_line_numbers(_ADMITTED, lowered))
     flagged.update(n for n in _line_numbers(_ACCEPTED, lowered) if _FAILED.search(low[n]))
+    flagged = {n for n in flagged if not _EXPECTED_REPLY.search(low[n])}
+    structures: list[Finding] = []
     if "close 10" in lowered:
-        flagged.update(_server_closed_first(low))
+        structures += _server_closed_first(low)
     if "websockets.client" in lowered:
-        flagged.update(_broken_sessions(low))
-        flagged.update(_unfinished_runs(low))
-    lines: list[str] = []
-    for n in sorted(flagged):
-        stripped = original[n].strip()
-        if not _EXPECTED_REPLY.search(stripped) and stripped not in lines:
-            lines.append(stripped)
+        structures += _broken_sessions(low) + _unfinished_runs(low) + _run_anomalies(low)
+    numbers = sorted(flagged.union(*(nums for _, nums in structures)))
+    lines = list(dict.fromkeys(original[n].strip() for n in numbers))
     if not lines:
         return None
-    joined = "\n".join(lines)
-    found = match_rule(joined, f"{output}\n{context}")
+    # The candidates, in RULES order: the first rule that matches the flagged lines, and each sequence
+    # a structural reading found (named by its own rule, which a line-by-line match could confuse with
+    # another run's or session's lines).
+    said_lines = [original[n].strip() for n in sorted(flagged)]
+    found = match_rule("\n".join(said_lines), f"{output}\n{context}") if said_lines else None
+    order = {rule.name: i for i, rule in enumerate(RULES)}
+    best = min(structures, key=lambda f: order[f[0]], default=None)
+    if best is not None and (found is None or order[best[0]] < order[found[0].name]):
+        rule = _RULE[best[0]]
+        return Admission(rule.category, rule.name, tuple(lines), original[best[1][-1]].strip())
     if found is None:
         return Admission("unknown", None, tuple(lines), lines[0])
-    # Quote what the test itself said where it can (a print), else a library's log record, else the
-    # line where a rule that reads several lines (a debug log's sequence) finished matching.
-    alone = [line for line in lines if found[0].pattern.search(line)]
+    # Quote what the test itself said where it can (a print), else a library's log record.
+    alone = [line for line in said_lines if found[0].pattern.search(line)] or said_lines
     said = [line for line in alone if not _LOG_RECORD.match(line)]
-    m = found[0].pattern.search(joined)
-    quote = (said or alone or [joined[:m.end()].rsplit("\n", 1)[-1] if m else lines[0]])[0]
-    return Admission(found[1], found[0].name, tuple(lines), quote.strip() or lines[0])
+    return Admission(found[1], found[0].name, tuple(lines), (said or alone)[0])
 
 
 # -- reading JUnit XML -----------------------------------------------------------------------------------
@@ -842,6 +903,7 @@ def diagnose(case: JUnitCase, related: Sequence[str] = ()) -> Diagnosis:
 
 # websockets' debug log of a refused upgrade: "< HTTP/1.1 403 Forbidden" then "< Content-Length: 0".
 _BARE_403 = re.compile(r"(?is)< HTTP/1\.1 40[13] [^\n]*\n(?:[^\n]*< [^\n]*\n){0,12}?[^\n]*< content-length: 0\b")
+_AUTH_REFUSED = re.compile(r"(?i)[^\n]*/auth/[^\n]*\b(?:401|403)\b[^\n]*")
 _AUTH_BODY = re.compile(r"(?i)websocket authentication failed|invalid token|token (?:expired|invalid)|not authenticated")
 
 
@@ -857,6 +919,10 @@ def _category_notes(category: str, own: str, related: Sequence[str]) -> list[str
         else:
             notes.append("triage: nothing in this testcase's evidence tells refused credentials from a missing "
                          "WebSocket route (a GET on the same path answering 200 would)")
+        refused = _AUTH_REFUSED.search(own)
+        if refused:
+            notes.append(f"triage: its output also shows the auth service refusing a token request "
+                         f"({refused.group(0).strip()[:200]}): the token the upgrade carried may be a fallback")
     if category == "ws_internal_error":
         notes.append("triage: whether the server closed before or after the first client message is unknown — a JUnit "
                      "file does not record the frames")
@@ -960,10 +1026,12 @@ def load_triage(junit_files: Sequence[str | Path] = (), run_dir: str | Path | No
 
 
 def rules_table():
-    """:data:`RULES` as a table, in order: name, category, pattern, and whether a refinement applies."""
+    """:data:`RULES` as a table, in order: name, category, pattern, whether a refinement applies, and what
+    the rule reads (a text, or a sequence of websockets' debug log)."""
     import pandas as pd
     return pd.DataFrame([{"rule": r.name, "category": r.category, "pattern": r.pattern.pattern,
-                          "refined by": r.refine.__name__.lstrip("_") if r.refine else ""} for r in RULES])
+                          "refined by": r.refine.__name__.lstrip("_") if r.refine else "",
+                          "reads": "websockets' debug log, in order" if r.sequence else "the text"} for r in RULES])
 
 
 def status_counts(records: Sequence[Record]):

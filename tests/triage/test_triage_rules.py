@@ -8,9 +8,11 @@ import pytest
 from triage_helpers import failing, junit_case
 
 from netra_nb.categories import CODES
-from netra_nb.triage import FAST_S, RULES, diagnose, match_rule, related_evidence
+from netra_nb.triage import FAST_S, RULES, admissions, diagnose, match_rule, related_evidence
 
-# One text per rule, as a pytest failure would show it; each must be decided by exactly that rule.
+LOG = "DEBUG    websockets.client:protocol.py:599 "  # websockets' debug log, as pytest captures it
+# One text per rule, as a pytest failure (or, for a sequence rule, a captured log) would show it; each
+# must be decided by exactly that rule.
 SAMPLES = {
     "subprotocol": "websockets.exceptions.NegotiationError: no subprotocols supported",
     "handshake_timeout": "TimeoutError: timed out during opening handshake",
@@ -26,10 +28,21 @@ SAMPLES = {
     "close_1011": "ConnectionClosedError: received 1011 (internal error) Internal error; then sent 1011 (internal error)",
     "close_normal": "ConnectionClosedOK: received 1000 (OK) main cleanup; then sent 1000 (OK) main cleanup",
     "close_1006": "ConnectionClosedError: no close frame received or sent",
-    "agent_unanswered": "DEBUG    websockets.client:protocol.py:745 > TEXT '{\"type\": \"start_agent\"}' [24 bytes]\n"
-                        "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]",
-    "agent_unfinished": "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"tool_executing\"}' [30 bytes]\n"
-                        "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]",
+    "agent_unanswered": LOG + "> TEXT '{\"type\": \"start_agent\", \"payload\": {...}}' [192 bytes]\n"
+                        + LOG + "< TEXT '{\"type\":\"heartbeat\",\"timestamp\":1.0}' [51 bytes]\n"
+                        + LOG + "> CLOSE 1000 (OK) [2 bytes]",
+    "agent_unfinished": LOG + "> TEXT '{\"type\": \"start_agent\", \"payload\": {...}}' [192 bytes]\n"
+                        + LOG + "< TEXT '{\"type\":\"agent_started\",\"run_id\":\"run_fdd11ace7...}' [90 bytes]\n"
+                        + LOG + "< TEXT '{\"type\":\"tool_executing\",\"run_id\":\"run_fdd11ace...}' [90 bytes]\n"
+                        + LOG + "< TEXT '{\"type\":\"heartbeat\",\"timestamp\":1.0}' [51 bytes]\n"
+                        + LOG + "> CLOSE 1000 (OK) [2 bytes]",
+    "events_out_of_order": LOG + "< TEXT '{\"type\":\"agent_started\",\"run_id\":\"run_fdd11ace7...}' [90 bytes]\n"
+                           + LOG + "< TEXT '{\"type\":\"agent_thinking\",\"run_id\":\"run_fdd11ace...}' [90 bytes]\n"
+                           + LOG + "< TEXT '{\"type\":\"tool_completed\",\"run_id\":\"run_fdd11ace...}' [90 bytes]\n"
+                           + LOG + "< TEXT '{\"type\":\"tool_executing\",\"run_id\":\"run_fdd11ace...}' [90 bytes]",
+    "foreign_run": LOG + "> TEXT '{\"type\": \"start_agent\", \"payload\": {...}}' [192 bytes]\n"
+                   + LOG + "< TEXT '{\"type\":\"agent_started\",\"run_id\":\"run_68ab9af49...}' [90 bytes]\n"
+                   + LOG + "< TEXT '{\"type\":\"agent_started\",\"run_id\":\"run_f1de5c3e2...}' [90 bytes]",
     "dropped_session": "DEBUG    websockets.client:protocol.py:175 = connection is OPEN\n"
                        "DEBUG    websockets.client:protocol.py:574 < EOF",
     "health_body": 'AssertionError: {"status":"degraded","checks":{"redis":"Timeout connecting to server"}}',
@@ -68,6 +81,11 @@ def test_every_rule_has_a_sample_and_categories_are_codes():
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.name)
 def test_each_rule_decides_its_sample(rule):
+    if rule.sequence:  # found by reading a log in order, never by a pattern alone
+        assert rule.pattern.search(SAMPLES[rule.name]) and match_rule(SAMPLES[rule.name]) is None
+        admitted = admissions(SAMPLES[rule.name])
+        assert (admitted.rule, admitted.category) == (rule.name, rule.category)
+        return
     found = match_rule(SAMPLES[rule.name])
     assert found is not None
     assert (found[0].name, found[1]) == (rule.name, rule.category)
