@@ -354,6 +354,12 @@ def test_the_admission_patterns_are_lowercase_because_they_read_lowercased_outpu
      "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"heartbeat\",\"timestamp\":1.0}' [51 bytes]\n"
      "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]", "agent_incomplete"),
     ("DEBUG    websockets.client:connection.py:837 - timed out waiting for keepalive pong", "ws_keepalive_timeout"),
+    ("DEBUG    httpcore.http11:_trace.py:87 receive_response_headers.failed exception=ReadTimeout(TimeoutError())",
+     "read_timeout"),
+    ("[WARNING] Received non-JSON data: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+     "contract_mismatch"),
+    (SAMPLES["events_out_of_order"], "agent_event_order"),
+    (SAMPLES["foreign_run"], "cross_user_leak"),
     ("WARNING  tests.e2e.staging.test_real:test_real.py:325 Timeout waiting for events after 30.0s", "agent_no_events"),
     ("[WARNING] graceful degradation: the agent did not respond", "unknown"),  # a label, no rule names it
 ])
@@ -387,6 +393,12 @@ def test_a_pass_whose_own_output_admits_a_failure_is_that_failure(output, catego
     "DEBUG    websockets.client:protocol.py:745 > TEXT '{\"type\": \"execute_agent\", \"agent\": \"\"}' [51 bytes]\n"
     "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"ack\",\"received_type\":null}' [59 bytes]\n"
     "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]",
+    # two sessions of one test, each with its own request and run: neither run is foreign, none out of order
+    LOG + "> TEXT '{\"type\": \"start_agent\"}' [24 bytes]\n" + LOG + "> TEXT '{\"type\": \"start_agent\"}' [24 bytes]\n"
+    + LOG + "< TEXT '{\"type\":\"agent_started\",\"run_id\":\"run_68ab9af49...}' [90 bytes]\n"
+    + LOG + "< TEXT '{\"type\":\"agent_started\",\"run_id\":\"run_f1de5c3e2...}' [90 bytes]\n"
+    + LOG + "< TEXT '{\"type\":\"agent_completed\",\"run_id\":\"run_68ab9af...}' [90 bytes]\n"
+    + LOG + "< TEXT '{\"type\":\"agent_completed\",\"run_id\":\"run_f1de5c3...}' [90 bytes]",
     # answered: an agent event came
     "DEBUG    websockets.client:protocol.py:745 > TEXT '{\"type\": \"start_agent\", \"payload\": {...}}' [192 bytes]\n"
     "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"heartbeat\",\"timestamp\":1.0}' [51 bytes]\n"
