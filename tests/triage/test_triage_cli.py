@@ -21,6 +21,16 @@ def test_malformed_xml_exits_2_names_file_and_line_and_writes_nothing(tmp_path, 
     assert not out.exists()
 
 
+def test_a_billion_laughs_file_exits_2_naming_it_and_writes_nothing(tmp_path, capsys):
+    from test_triage_junit import BILLION_LAUGHS
+    bad = tmp_path / "laughs.xml"
+    bad.write_text(BILLION_LAUGHS)
+    out = tmp_path / "outputs"
+    assert triage_main([bad], out) == 2
+    assert f"{bad}:3: refused:" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_no_testcase_is_a_usage_error(tmp_path, capsys):
     empty = tmp_path / "empty.xml"
     empty.write_text("<testsuites/>")

@@ -25,8 +25,9 @@ EXPECTED = {
     },
     "e3_ws_route_missing.xml": {
         "test_websocket_auth_header": ("fail", "ws_route_missing", []),  # its own GET on the path answered 200
-        "test_websocket_auth_subprotocol": ("fail", "ws_route_missing", []),  # another test's GET did
-        "test_websocket_auth_query": ("fail", "ws_route_missing", []),
+        # another test's GET did: context, never the category (their own evidence is a 403, nothing more)
+        "test_websocket_auth_subprotocol": ("fail", "ws_upgrade_auth_rejected", []),
+        "test_websocket_auth_query": ("fail", "ws_upgrade_auth_rejected", []),
         "test_websocket_path_answers_http": PASS,
     },
     "e4_subprotocol_mismatch.xml": {
@@ -79,9 +80,13 @@ def test_e1_says_the_close_came_from_the_server_and_when_is_unknown():
     assert "before or after the first client message is unknown" in r.detail
 
 
-def test_e3_names_the_get_that_answered_200():
-    r = by_check(["e3_ws_route_missing.xml"])["test_websocket_auth_query"]
-    assert r.http_status == 403 and "GET on the same path answered 200" in r.detail and "/api/v1/websocket" in r.detail
+def test_e3_names_the_get_that_answered_200_and_shows_the_other_tests_get_as_context():
+    got = by_check(["e3_ws_route_missing.xml"])
+    own = got["test_websocket_auth_header"]
+    assert own.http_status == 403 and "GET on the same path answered 200" in own.detail
+    r = got["test_websocket_auth_query"]
+    assert r.http_status == 403 and "context only" in r.detail and "test_websocket_path_answers_http" in r.detail
+    assert "/api/v1/websocket" in r.detail
 
 
 def test_e5_close_is_a_normal_close_by_the_server():

@@ -101,6 +101,44 @@ def test_malformed_xml_names_the_file_and_line(tmp_path, content, where):
     assert f"broken.xml{where}" in str(exc.value) and "not well-formed XML" in str(exc.value)
 
 
+BILLION_LAUGHS = """<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+]>
+<testsuites><testsuite><testcase name="t" classname="c" time="1"><system-out>&lol3;</system-out></testcase></testsuite></testsuites>
+"""
+EXTERNAL_ENTITY = """<?xml version="1.0"?>
+<!DOCTYPE testsuites [ <!ENTITY secret SYSTEM "file:///etc/passwd"> ]>
+<testsuites><testsuite><testcase name="t" classname="c" time="1"><system-out>&secret;</system-out></testcase></testsuite>
+</testsuites>
+"""
+EXTERNAL_DTD = """<?xml version="1.0"?>
+<!DOCTYPE testsuites SYSTEM "http://127.0.0.1:9/junit.dtd">
+<testsuites><testsuite><testcase name="t" classname="c" time="1"/></testsuite></testsuites>
+"""
+
+
+@pytest.mark.parametrize("content, line, words", [
+    (BILLION_LAUGHS, 3, "declares the entity 'lol'"),
+    (EXTERNAL_ENTITY, 2, "declares the entity 'secret' (file:///etc/passwd)"),
+])
+def test_entity_declarations_are_refused_naming_the_file_and_line(tmp_path, content, line, words):
+    path = tmp_path / "hostile.xml"
+    path.write_text(content)
+    with pytest.raises(TriageInputError) as exc:
+        parse_junit(path)
+    assert str(exc.value).startswith(f"{path}:{line}: refused:") and words in str(exc.value)
+    assert "root:" not in str(exc.value)  # /etc/passwd was never read
+
+
+def test_an_external_dtd_is_never_fetched(tmp_path):
+    path = tmp_path / "dtd.xml"
+    path.write_text(EXTERNAL_DTD)
+    assert [c.name for c in parse_junit(path)] == ["t"]  # expat does not load it; nothing listens on port 9 anyway
+
+
 def test_other_xml_and_missing_files_are_refused_clearly(tmp_path):
     other = tmp_path / "pom.xml"
     other.write_text("<project><name>x</name></project>")
