@@ -11,12 +11,13 @@ directly; the notebook only calls them and displays the result, in this order:
 5. :func:`evidence_markdown` / :func:`evidence_html` — proof of real execution (bytes, timings, ids);
 6. :func:`comparison_markdown` — against the previous run of the same environment.
 
-Entry points for the runner: :func:`write_summary_md` and :func:`build_report`. Every reader
+Entry points for the runner: :func:`write_summary_md`, :func:`export_report` and :func:`build_report`. Every reader
 tolerates a partial run folder (no ``run.json`` ``finished_at``, a torn last line, no parquet).
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import logging
@@ -51,6 +52,8 @@ __all__ = [
     "chart",
     "CHART_NOTES",
     "session_charts",
+    "draw_sessions_ahead",
+    "draw_charts_ahead",
     "diagnosis_markdown",
     "golden_path_markdown",
     "recommendations_markdown",
@@ -64,7 +67,9 @@ __all__ = [
     "write_summary_md",
     "summary_markdown",
     "build_report",
+    "export_report",
     "export_html",
+    "prepare_export",
     "notebook_path",
 ]
 
@@ -600,7 +605,7 @@ def chart(run: Run, name: str) -> Any:
     the PNG (an ``IPython.display.Image``) or a Markdown note saying why there is nothing to draw."""
     from IPython.display import Image, Markdown
 
-    path = charts.save(_figure(run, name), run.dir, name)
+    path = charts.cached_png(run.dir, name, lambda: _figure(run, name))
     if path is None:
         return Markdown(f"*{CHART_NOTES[name]}*")
     return Image(filename=str(path), metadata={"alt": CHART_ALT[name]})
@@ -623,24 +628,56 @@ def session_figures(run: Run, *, per_check: int = 3, limit: int = 16) -> list[tu
 
 def session_charts(run: Run) -> list[Any]:
     """The display objects for the WebSocket sessions: a note for checks with many sessions, then one PNG
-    per drawn session (each saved to ``charts/session_<phase>_<check>_<n>.png``)."""
+    per drawn session (``charts/session_<phase>_<check>_<n>.png``, drawn here unless
+    :func:`draw_sessions_ahead` drew it already)."""
     from IPython.display import Image, Markdown
 
-    items = session_figures(run)
-    if not items:
+    picked = charts.pick_sessions(run.frames, run.records)
+    if not picked:
         return [Markdown(f"*{CHART_NOTES['sessions']}*")]
     out: list[Any] = []
-    many = {pc: n for pc, n in charts.session_count(run.frames).items() if n > 3}
+    n_sessions = charts.session_count(run.frames)
+    many = {pc: n for pc, n in n_sessions.items() if n > 3}
     if many:
         out.append(Markdown("Checks with many sessions are shown by a few representative ones (the first abnormal "
                             "session, the longest and a typical one): " + "; ".join(
                                 f"{_code(c)} {n} sessions" for (_, c), n in many.items()) + "."))
-    for name, fig, caption in items:
-        path = charts.save(fig, run.dir, name)
+    by_key = {(r.phase, r.check): r for r in run.records}
+    for key, fs in picked:
+        total = n_sessions.get((key.phase, key.check), 1)
+        path = charts.session_png(run.dir, key, fs, by_key.get((key.phase, key.check)), sessions_of_check=total)
         if path is not None:
-            alt = f"WebSocket frames of {caption or name.replace('session_', '').replace('_', ' ')} on a time axis"
+            caption = f"{key.phase} · {key.check}: session {key.session + 1} of {total}" if total > 1 else ""
+            alt = f"WebSocket frames of {caption or key.name.replace('session_', '').replace('_', ' ')} on a time axis"
             out.append(Image(filename=str(path), metadata={"alt": alt}))
     return out
+
+
+def draw_sessions_ahead(run_dir: str | Path, phase: str) -> int:
+    """Draw the session charts of ``phase`` that :func:`session_charts` will show and its notebook does not
+    (the phase notebooks draw the first session of each of their WebSocket checks themselves: the
+    sessions of a check with several, the fleet's), once every check of the phase has ended (its rows and
+    frames are final) and before the report runs: ``netra-nb run`` has the report's kernel do it while
+    other phases still wait on the platform. Returns how many were drawn."""
+    run = load_run(run_dir)
+    records = [r for r in run.records if r.phase == phase]
+    frames = [f for f in run.frames if f.get("phase") == phase]
+    n_sessions = charts.session_count(frames)
+    by_key = {(r.phase, r.check): r for r in records}
+    drawn = 0
+    for key, fs in charts.pick_sessions(frames, records):
+        total = n_sessions.get((key.phase, key.check), 1)
+        if total > 1:
+            drawn += charts.session_png(run.dir, key, fs, by_key.get((key.phase, key.check)),
+                                        sessions_of_check=total) is not None
+    return drawn
+
+
+def draw_charts_ahead(run_dir: str | Path) -> int:
+    """Draw the run-wide charts of :func:`chart` once every check of the run has ended (they depend on the
+    rows and the run's start only), while the phase notebooks still draw their own. Returns how many."""
+    run = load_run(run_dir)
+    return sum(charts.cached_png(run.dir, name, lambda name=name: _figure(run, name)) is not None for name in CHART_ALT)
 
 
 # -- 4. diagnosis ------------------------------------------------------------------------------
@@ -1103,21 +1140,13 @@ def _color_icons(page: str) -> str:
     return "".join(parts)
 
 
-def export_html(notebook: Any, html_path: str | Path, *, title: str = "Netra run report") -> Path:
-    """Export an executed notebook node to a self-contained, offline HTML page without code cells."""
-    import nbformat
+@functools.lru_cache(maxsize=1)
+def _html_exporter() -> Any:
+    """The one HTML exporter of this process: building it compiles nbconvert's templates (half a second),
+    which later exports reuse."""
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
-    nb = nbformat.from_dict(notebook) if not isinstance(notebook, nbformat.NotebookNode) else notebook
-    nb = nbformat.from_dict(json.loads(json.dumps(nb)))  # a copy: the stored report.ipynb keeps everything
-    # Cells tagged "hide-in-report" speak to the engineer in JupyterLab, not to the page's reader.
-    nb.cells = [c for c in nb.cells if "hide-in-report" not in c.get("metadata", {}).get("tags", [])]
-    for cell in nb.cells:
-        if cell.get("cell_type") == "code":
-            # Warnings on stderr belong in report.ipynb, not in the page for the incident review.
-            cell["outputs"] = [o for o in cell.get("outputs", [])
-                               if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
     exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"netra_offline.html.j2": _OFFLINE_TEMPLATE})])
     exporter.template_file = "netra_offline.html.j2"
     exporter.exclude_input = True
@@ -1128,7 +1157,31 @@ def export_html(notebook: Any, html_path: str | Path, *, title: str = "Netra run
     # nbconvert warns about images without alt text and then fills a placeholder; _alt_texts puts ours.
     exporter.log = logging.getLogger("netra_nb.report.nbconvert")
     exporter.log.setLevel(logging.ERROR)
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    return exporter
+
+
+def prepare_export() -> None:
+    """Import nbconvert and compile the report page's templates now (the runner calls this while the
+    checks run, so that the export after the report costs only the rendering)."""
+    import nbformat
+
+    _html_exporter().from_notebook_node(nbformat.v4.new_notebook(), resources={"metadata": {"name": ""}})
+
+
+def export_html(notebook: Any, html_path: str | Path, *, title: str = "Netra run report") -> Path:
+    """Export an executed notebook node to a self-contained, offline HTML page without code cells."""
+    import nbformat
+
+    nb = nbformat.from_dict(notebook) if not isinstance(notebook, nbformat.NotebookNode) else notebook
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))  # a copy: the stored report.ipynb keeps everything
+    # Cells tagged "hide-in-report" speak to the engineer in JupyterLab, not to the page's reader.
+    nb.cells = [c for c in nb.cells if "hide-in-report" not in c.get("metadata", {}).get("tags", [])]
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code":
+            # Warnings on stderr belong in report.ipynb, not in the page for the incident review.
+            cell["outputs"] = [o for o in cell.get("outputs", [])
+                               if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+    body, _ = _html_exporter().from_notebook_node(nb, resources={"metadata": {"name": title}})
     body = _alt_texts(body, nb)
     body = _REMOTE_IMPORT.sub("", _REMOTE_LINK.sub("", _REMOTE_SCRIPT.sub("", body)))
     body = _color_icons(_redact_html(body))
@@ -1137,30 +1190,32 @@ def export_html(notebook: Any, html_path: str | Path, *, title: str = "Netra run
     return path
 
 
-def build_report(run_dir: str | Path, *, kernel_name: str = "python3", timeout: float = 300) -> Path | None:
-    """Execute the report notebook for ``run_dir`` into ``run_dir/report.ipynb`` and export
-    ``run_dir/report.html``; return the HTML's path.
+def export_report(run_dir: str | Path, notebook: Any) -> Path:
+    """Export the executed report notebook of ``run_dir`` to ``run_dir/report.html``; return its path."""
+    run_dir = Path(run_dir)
+    meta, _ = _read_json(run_dir / "run.json")
+    title = f"Netra {meta.get('env') or run_dir.parent.name} run {meta.get('run_id') or run_dir.name}: report"
+    return export_html(notebook, run_dir / "report.html", title=str(redact(title)))
 
-    ``timeout`` is the limit in seconds for each cell (None disables). When the notebook raises or a
-    cell times out, ``report.ipynb`` is kept (papermill writes it with the error) and None is returned.
+
+def build_report(run_dir: str | Path, *, timeout: float = 300) -> Path | None:
+    """Execute the report notebook for ``run_dir`` into ``run_dir/report.ipynb`` (in a kernel of its
+    own) and export ``run_dir/report.html``; return the HTML's path.
+
+    ``timeout`` is the limit in seconds for the whole notebook. When the notebook raises or runs out
+    of time, ``report.ipynb`` is kept (with the error) and None is returned. (``netra-nb run``
+    executes the same notebook in a kernel it started with the phases: :mod:`netra_nb.runner`.)
     """
+    import time
+
     import nbformat
-    import papermill
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
+
+    from .engine import run_notebook
 
     run_dir = Path(run_dir).resolve()
     out_nb = run_dir / "report.ipynb"
-    try:
-        papermill.execute_notebook(
-            str(notebook_path()), str(out_nb), parameters={"run_dir": str(run_dir)}, kernel_name=kernel_name,
-            execution_timeout=timeout, progress_bar=False, log_output=False, report_mode=False,
-            # The kernel's start-up warnings (e.g. about TCP transport) are noise in the run's output.
-            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
-        )
-    except (PapermillExecutionError, CellTimeoutError, DeadKernelError):
+    result = run_notebook(notebook_path(), out_nb, {"run_dir": str(run_dir)}, time.monotonic() + timeout,
+                          run_dir / "kernels.log")
+    if result["status"] != "ok":
         return None
-    nb = nbformat.read(str(out_nb), as_version=4)
-    meta, _ = _read_json(run_dir / "run.json")
-    title = f"Netra {meta.get('env') or run_dir.parent.name} run {meta.get('run_id') or run_dir.name}: report"
-    return export_html(nb, run_dir / "report.html", title=str(redact(title)))
+    return export_report(run_dir, nbformat.read(str(out_nb), as_version=4))

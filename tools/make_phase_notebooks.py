@@ -4,6 +4,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from netra_nb.engine import KERNEL_SPEC  # the project's kernel (make installs it; netra-nb run uses its own)
+
 HERE = Path(__file__).resolve().parent.parent / "notebooks"
 
 
@@ -45,11 +47,11 @@ def phase_notebook(phase: str, title: str, intro: str, dig: str, ws_checks: list
                           "time axis; a close (✕) is labelled with its code and reason."),
         new_code_cell("for name in " + repr(ws_checks) + ":\n"
                       "    if any(r.check == name for r in records):\n"
-                      "        phase.frames_chart(name)"),
+                      "        display(phase.frames_chart(name))"),
         new_markdown_cell(f"## Digging deeper by hand\n\n{dig}"),
     ]
     nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = dict(KERNEL_SPEC)
     nb.metadata["language_info"] = {"name": "python"}
     return nb
 
@@ -159,7 +161,7 @@ def orchestration_notebook() -> nbformat.NotebookNode:
             "big = orch.OrchestrationPhase(env=\"staging\", users=50)\nbig.run(); big.latency_chart()\n```"),
     ]
     nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = dict(KERNEL_SPEC)
     nb.metadata["language_info"] = {"name": "python"}
     return nb
 
