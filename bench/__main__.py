@@ -3,6 +3,7 @@
 1. kit overhead — ``netra-nb run`` (kernels, report) vs the same checks in one process, in alternating
    pairs (and a ``--baseline`` checkout's run in each pair); the last check → ``report.html``;
    ``--jobs 3`` vs ``--jobs 1``; the per-check bookkeeping and the fixed waits inside the checks;
+   1b. Ctrl-C — SIGINT → the phase kernels gone, → ``report.html``, → exit;
 2. timing accuracy — recorded durations vs the delays the reference platform injects, 1 and 100 at once;
 3. concurrency — sessions per second and p99 first-event latency at 100, 500 and 1000 users;
 4. the run-history benchmark (``bench/history_bench.py``), when present;
@@ -31,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-SECTIONS = ("kit", "timing", "concurrency", "history", "suite")
+SECTIONS = ("kit", "interrupt", "timing", "concurrency", "history", "suite")
 
 
 def machine() -> dict[str, Any]:
@@ -103,6 +104,8 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
                 + ", ".join(f"{k} ({results['measured_at'][k]})" for k in results["kept"]) + ".)", ""]
     if "kit" in results:
         out += kit_markdown(results["kit"])
+    if "interrupt" in results:
+        out += interrupt_markdown(results["interrupt"])
     if "timing" in results:
         t = results["timing"]
         out += ["### 2. Timing accuracy (recorded − injected, ms)", "",
@@ -209,6 +212,18 @@ def kit_markdown(k: dict[str, Any]) -> list[str]:
     return out
 
 
+def interrupt_markdown(i: dict[str, Any]) -> list[str]:
+    out = ["### 1b. Ctrl-C (SIGINT to the run's process group while phases 01 and 02 wait on a 10-minute agent)", "",
+           "| SIGINT → phase kernels gone s | → `report.html` written s | → exit s | exit | notebooks | load before → after |",
+           "|---:|---:|---:|---|---|---|"]
+    for r in i["runs"]:
+        out.append(f"| {r.get('sigint_to_phase_kernels_gone_s')} | {r.get('sigint_to_report_s')} | {r.get('sigint_to_exit_s')} | "
+                   f"{r.get('exit')} | {_kv(r.get('statuses'))} | {' → '.join(r.get('load') or [])} |")
+    out += ["", f"Medians: kernels gone {i['sigint_to_phase_kernels_gone_s']} s, report {i['sigint_to_report_s']} s, "
+                f"exit {i['sigint_to_exit_s']} s.", ""]
+    return out
+
+
 def suite_markdown(s: dict[str, Any]) -> list[str]:
     out = ["### 5. The test suite's wall time", "", "| kit | command | wall s | result | load before → after |",
            "|---|---|---:|---|---|"]
@@ -254,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import kit
         print("\n1. kit overhead", flush=True)
         results["kit"] = kit.run(quick=args.quick, baseline=args.baseline.resolve() if args.baseline else None)
+    if "interrupt" in sections:
+        from . import interrupt
+        print("\n1b. Ctrl-C", flush=True)
+        results["interrupt"] = interrupt.run(repeats=1 if args.quick else 3)
     if "timing" in sections:
         from . import timing
         print("\n2. timing accuracy (recorded − injected)", flush=True)

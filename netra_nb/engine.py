@@ -23,14 +23,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import psutil
 
 from .redact import redact
 
-__all__ = ["KERNEL_NAME", "KERNEL_SPEC", "Kernel", "KernelStartError", "parameterize", "execute", "run_notebook",
-           "kill_tree", "NotebookError"]
+__all__ = ["KERNEL_NAME", "KERNEL_SPEC", "Kernel", "KernelStartError", "parameterize", "read_notebook", "execute",
+           "run_notebook", "kill_kernels", "kill_tree", "kill_trees", "NotebookError", "Executed"]
 
 KERNEL_NAME = "netra-nb"
 #: The notebooks' ``metadata.kernelspec`` (what JupyterLab shows; ``make`` installs the spec).
@@ -53,25 +53,33 @@ class KernelStartError(RuntimeError):
     """A kernel could not be started (ipykernel missing, or it died or hung while starting)."""
 
 
-def kill_tree(pid: int) -> None:
-    """SIGKILL a process and all its descendants, now.
+def kill_trees(pids: Iterable[int]) -> None:
+    """SIGKILL processes and all their descendants, now, and reap them.
 
     Kernels run in sessions of their own (jupyter_client starts them so), so a process-group
-    kill would leave them running and writing rows after the run was finalized. The root is
-    stopped first so that it cannot start another child while the tree is collected.
+    kill would leave them running and writing rows after the run was finalized. Each root is
+    stopped first so that it cannot start another child while its tree is collected; every
+    process is killed before any is waited for.
     """
-    try:
-        root = psutil.Process(pid)
-        root.suspend()
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return
+    procs: list[psutil.Process] = []
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            root.suspend()
+            procs += [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
     for p in procs:
         try:
             p.kill()
         except psutil.Error:
             pass
     psutil.wait_procs(procs, timeout=5)
+
+
+def kill_tree(pid: int) -> None:
+    """:func:`kill_trees` of one process."""
+    kill_trees([pid])
 
 
 def _spec_manager() -> Any:
@@ -147,18 +155,22 @@ class Kernel:
 
     def kill(self) -> None:
         """Kill the kernel's process tree now (safe to call twice, from a signal handler too)."""
-        if self.killed:
-            return
-        self.killed = True
-        pid = self.pid
-        if pid is not None:
-            kill_tree(pid)
+        kill_kernels([self])
+
+
+def kill_kernels(kernels: Iterable[Kernel]) -> None:
+    """Kill kernels' process trees at once (all killed, then all reaped) and release their channels."""
+    todo = [k for k in kernels if not k.killed]
+    for k in todo:
+        k.killed = True
+    kill_trees(pid for k in todo if (pid := k.pid) is not None)
+    for k in todo:
         try:
-            self.kc.stop_channels()
+            k.kc.stop_channels()
         except Exception:  # noqa: BLE001 - best effort: the process is gone either way
             pass
         try:
-            self.km.cleanup_connection_file()
+            k.km.cleanup_connection_file()
         except Exception:  # noqa: BLE001
             pass
 

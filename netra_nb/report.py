@@ -245,8 +245,8 @@ def _counts_text(records: Sequence[Record]) -> str:
 
 
 def unfinished_notes(run: Run) -> list[str]:
-    """Sentences naming what did not finish: failed or unrun notebooks, phases without records,
-    a run that never recorded its end, unreadable lines."""
+    """Sentences naming what did not finish: failed, interrupted or unrun notebooks, phases without
+    records, a run that never recorded its end, unreadable lines."""
     notes: list[str] = []
     notebooks = run.meta.get("notebooks") or {}
     covered = set()
@@ -263,6 +263,11 @@ def unfinished_notes(run: Run) -> list[str]:
             n = sum(1 for r in run.records if r.phase == phase)
             notes.append(f"Phase {_code(phase)} did not finish: {_code(path)} failed{where}{_md(what)} "
                          f"({n} of its checks recorded before that).")
+            covered.add(phase)
+        elif status == "interrupted":
+            n = sum(1 for r in run.records if r.phase == phase)
+            notes.append(f"Phase {_code(phase)} did not finish: the run was interrupted (Ctrl-C) before {_code(path)} "
+                         f"ended ({n} of its checks recorded before that).")
             covered.add(phase)
         elif status == "not_run":
             notes.append(f"Phase {_code(phase)} was not run ({_code(path)}).")

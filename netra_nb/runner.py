@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from .checks import PHASE_CHECKS, short_id
 from .diagnosis import counts, golden_path
-from .engine import Kernel, KernelStartError, execute, kill_tree, read_notebook, run_notebook
+from .engine import Kernel, KernelStartError, execute, kill_kernels, kill_tree, read_notebook, run_notebook
 from .params import Params
 from .records import FRAME_FIELDS, RECORD_FIELDS, Record, parse_time, read_frames, read_records, utc_now
 from .redact import redact
@@ -242,15 +242,17 @@ async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file:
         nb = (await notebooks)[phase]
         async with slots:
             result = (await execute(nb, run_dir / nb_name, kernel)).to_dict()
-        progress.say(f"  phase {phase}: notebook {result['status']} in {result['duration_s']:.1f}s")
+        if stop.reason is None:  # a stopped phase is told below, with what stopped it
+            progress.say(f"  phase {phase}: notebook {result['status']} in {result['duration_s']:.1f}s")
         return result
 
     def stop_phases(reason: str) -> None:
         """Kill the phase kernels now (their rows are on disk) and end the phase tasks."""
         if stop.reason is None:
             stop.reason, stop.at = reason, time.monotonic()
+        kill_kernels(t.result() for t in kernel_tasks.values() if _started(t))
         for kt in kernel_tasks.values():
-            _kill_when_started(kt)
+            _kill_when_started(kt)  # those still starting: when they answer
         for task in phase_tasks.values():
             task.cancel()
         stop.kernels_killed_s = time.monotonic() - stop.at
@@ -261,7 +263,9 @@ async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file:
             progress.say("interrupted: stopping the phases (Ctrl-C again to stop at once)")
             stop_phases("interrupted")
             return
-        for kt in (*kernel_tasks.values(), *([report_start] if report_start else []), report_task):
+        tasks = (*kernel_tasks.values(), *([report_start] if report_start else []), report_task)
+        kill_kernels(t.result() for t in tasks if _started(t))
+        for kt in tasks:
             _kill_when_started(kt)
         print("netra-nb: stopped at once; the rows written so far are in the run folder", file=sys.stderr, flush=True)
         sys.stdout.flush()
@@ -292,18 +296,16 @@ async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file:
         results = await asyncio.gather(*phase_tasks.values(), return_exceptions=True)
         show_rows()
         for phase, result in zip(phases, results):
-            if isinstance(result, BaseException):
-                result = _stopped_result(PHASE_NOTEBOOKS[phase], stop.reason or "interrupted", started, phase in kernels)
-            elif stop.reason and result["status"] != "ok":
+            if isinstance(result, BaseException) or (stop.reason and result["status"] != "ok"):
                 # A phase whose kernel the stop killed reports a dead kernel: say what really happened.
-                result = _stopped_result(PHASE_NOTEBOOKS[phase], stop.reason, started, True)
+                result = _stopped_result(PHASE_NOTEBOOKS[phase], stop.reason or "interrupted", started, phase in kernels)
+                progress.say(f"  phase {phase}: {result['error']['evalue']}")
             info["notebooks"][phase] = result
         if stop.reason == "interrupted":
             info["interrupted_at"] = utc_now()
         info["finished_at"] = utc_now()
         write_run_json(run_dir, info)
-        for kernel in kernels.values():
-            kernel.kill()  # idle now (or killed already): nothing to wait for
+        kill_kernels(kernels.values())  # idle now (or killed already): nothing to wait for
         if stop.at is not None:
             progress.say(f"the phases' kernels were killed {stop.kernels_killed_s:.2f} s after the "
                          f"{'Ctrl-C' if stop.reason == 'interrupted' else 'deadline'}")
@@ -332,10 +334,15 @@ async def _report_kernel(run_dir: Path) -> Kernel:
     return kernel
 
 
+def _started(task: asyncio.Future) -> bool:
+    """A kernel start (or the report kernel's task) that ended with a kernel."""
+    return task.done() and not task.cancelled() and task.exception() is None and task.result() is not None
+
+
 def _kill_when_started(task: asyncio.Future) -> None:
     """Kill a kernel now, or as soon as its start ends (cancelling a start could orphan the process)."""
     def kill(t: asyncio.Future) -> None:
-        if not t.cancelled() and t.exception() is None and t.result() is not None:
+        if _started(t):
             t.result().kill()
     if task.done():
         kill(task)
@@ -347,11 +354,9 @@ def _draw_ahead(report_task: asyncio.Future, run_dir: Path, checks_seen: dict[st
     """Have the idle report kernel draw the charts whose data is final, while the phases still run: the
     session charts of each phase whose checks have all ended, then (every check ended) the run-wide
     charts. The report reuses them (``charts.cached_png``); the kernel runs these before the report."""
-    if not report_task.done() or report_task.cancelled() or report_task.exception() is not None:
+    if not _started(report_task):
         return
     kernel = report_task.result()
-    if kernel is None:
-        return
     complete = [p for p, seen in checks_seen.items() if PHASE_CHECKS.get(p) and set(PHASE_CHECKS[p]) <= seen]
     calls = [f"draw_sessions_ahead({str(run_dir)!r}, {p!r})" for p in complete if p not in sent]
     sent.update(complete)
@@ -483,12 +488,17 @@ async def _finalize(run_dir: Path, *, report_task: asyncio.Future | None, progre
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if report_task is not None:
         progress.say("building the report (and Parquet, JUnit, summary.md, history alongside)")
-    if preimported is not None and preimported.ident is not None:  # started (a stop can come before)
-        await loop.run_in_executor(None, preimported.join)
-    artifacts = loop.run_in_executor(None, _artifacts, run_dir, records, frames, summary)
+    imported = preimported if preimported is not None and preimported.ident is not None else None  # started
+
+    def after_imports(fn: Callable[..., Any], *args: Any) -> Any:
+        if imported is not None:
+            imported.join()  # the writers need what it imports; the report's kernel does not
+        return fn(*args)
+
+    artifacts = loop.run_in_executor(None, after_imports, _artifacts, run_dir, records, frames, summary)
     problems: list[str] = []
     if report_task is not None:
-        problems += await _report(run_dir, report_task)
+        problems += await _report(run_dir, report_task, after_imports)
     problems += await artifacts
     if report_task is not None and (run_dir / "report.html").is_file():
         progress.say(f"report written {time.monotonic() - t0:.1f} s after the phases: {run_dir / 'report.html'}")
@@ -499,16 +509,14 @@ async def _finalize(run_dir: Path, *, report_task: asyncio.Future | None, progre
     return summary
 
 
-async def _report(run_dir: Path, report_task: asyncio.Future) -> list[str]:
+async def _report(run_dir: Path, report_task: asyncio.Future, call: Callable[..., Any]) -> list[str]:
     """Execute the report notebook in its (warm) kernel, then export report.html; the problems, if any."""
-    from .report import export_report, notebook_path
-
     try:
         kernel = await report_task
     except KernelStartError as exc:
         return [f"report: {exc}"]
     try:
-        nb = read_notebook(notebook_path(), {"run_dir": str(run_dir.resolve())})
+        nb = read_notebook(notebooks_dir() / REPORT_NOTEBOOK, {"run_dir": str(run_dir.resolve())})
         result = await execute(nb, run_dir / "report.ipynb", kernel, cell_timeout=REPORT_TIMEOUT_S,
                                save_each_cell=False)
     finally:
@@ -517,10 +525,15 @@ async def _report(run_dir: Path, report_task: asyncio.Future) -> list[str]:
         e = result.error
         return [f"report: the report notebook raised at cell {e.cell}: {e.ename}: {e.evalue}; see report.ipynb"]
     try:
-        await asyncio.get_running_loop().run_in_executor(None, export_report, run_dir, nb)
+        await asyncio.get_running_loop().run_in_executor(None, call, _export, run_dir, nb)
     except Exception as exc:  # noqa: BLE001 - report.ipynb is written; say why the HTML is not
         return [f"report.html: {type(exc).__name__}: {exc}"]
     return []
+
+
+def _export(run_dir: Path, nb: Any) -> Path:
+    from .report import export_report  # in a worker thread: the event loop never waits on this import
+    return export_report(run_dir, nb)
 
 
 def _artifacts(run_dir: Path, records: list[Record], frames: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
