@@ -203,6 +203,15 @@ def kit_markdown(k: dict[str, Any]) -> list[str]:
             f"{', '.join(map(str, k['baseline_jobs3']['ratios']))})"] if k.get("baseline_jobs3") else [])
         + ([f"`--jobs 1` / `--jobs 3` = **{k['run_jobs1']['wall_s'] / r3['wall_s']:.2f}×**"] if "run_jobs1" in k else [])
         + [f"direct in turn / at once = {d['wall_s'] / dc['wall_s']:.2f}×"]), ""]
+    if k.get("dead"):
+        out += ["A dead target (the same params but for the URLs): how long until every row is written, and until "
+                "`report.html`.", "", "| target | kit | wall s | every row by s | last row → report s | exit | load before → after |",
+                "|---|---|---:|---:|---:|---|---|"]
+        for name, d in k["dead"].items():
+            for who, r in d.items():
+                out.append(f"| {name.replace('_', ' ')} | {who} | {r['wall_s']} | {r['to_last_check_s']} | "
+                           f"{r['last_check_to_report_s']} | {r['exit']} | {' → '.join(r['load'])} |")
+        out.append("")
     b, e = k["bookkeeping"], k["events_write"]
     out += [f"Inside the checks: `Context.run` costs {b['check_ms']} ms per HTTP check against {b['http_call_ms']} ms "
             f"for the bare call (bookkeeping {b['overhead_ms']} ms); on loopback `websocket_connect` takes "

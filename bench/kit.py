@@ -84,6 +84,7 @@ def netra_nb_run(params_file: Path, out: Path, jobs: int, kit: Path = ROOT) -> d
             "phases_wall_s": round(phases_wall, 2) if phases_wall else None,
             "after_phases_s": round(wall - phases_wall, 2) if phases_wall else None,  # start-up, finalize, report
             "to_first_check_s": round(first_row - t0, 2) if first_row else None,
+            "to_last_check_s": round(last_row - t0, 2) if last_row else None,
             "last_check_to_report_s": round(report.stat().st_mtime - last_row, 2)
             if report and report.is_file() and last_row else None,
             "counts": summary.get("counts"), "report": bool(report and report.is_file()),
@@ -195,12 +196,32 @@ def run(*, quick: bool = False, baseline: Path | None = None, say=print) -> dict
         result["direct"] = {"wall_s": _median([d["wall_s"] for d in directs]), "import_s": _median([d.get("import_s") for d in directs]),
                             "phases_s": directs[len(directs) // 2].get("phases_s"), "cpu_s": _median([d["cpu_s"] for d in directs])}
         result["direct_concurrent"] = direct(params_file, out_root / "direct-concurrent", concurrent=True)
+        say("  dead targets (a closed port, a host that does not resolve) …")
+        result["dead"] = dead_targets(platform.params(), out_root, baseline)
         result["bookkeeping"] = asyncio.run(_bookkeeping(params, 50 if quick else 200))
         result["events_write"] = asyncio.run(_events_write(params, 500 if quick else 1000))
     result["lines"] = lines(result)
     for line in result["lines"]:
         say(line)
     return result
+
+
+def dead_targets(data: dict[str, Any], out_root: Path, baseline: Path | None) -> dict[str, Any]:
+    """``netra-nb run`` against a port where nothing listens and a host that does not resolve (the timeouts
+    of the platform's params): how long until the classified rows, and until the report."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again when the block ends: nothing listens there
+    out: dict[str, Any] = {}
+    for name, host in (("closed_port", f"127.0.0.1:{port}"), ("unresolvable_host", "netra-nb-dead-target.invalid")):
+        params_file = out_root / f"{name}.yaml"
+        params_file.write_text(yaml.safe_dump({**data, "name": "local", "base_url": f"http://{host}",
+                                               "ws_url": f"ws://{host}/ws", "auth_url": f"http://{host}"}, sort_keys=False))
+        out[name] = {"run": netra_nb_run(params_file, out_root / "outputs-dead", 3)}
+        if baseline:
+            out[name]["baseline"] = netra_nb_run(params_file, out_root / "outputs-dead-baseline", 3, kit=baseline)
+    return out
 
 
 def _summarize(runs: list[dict[str, Any]], directs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -240,6 +261,10 @@ def lines(result: dict[str, Any]) -> list[str]:
                + (f"; run --jobs 1 / run --jobs 3 = {result['run_jobs1']['wall_s'] / r3['wall_s']:.2f}×"
                   if "run_jobs1" in result else "")
                + f"; direct in turn / at once = {d['wall_s'] / dc['wall_s']:.2f}×")
+    for name, d in result.get("dead", {}).items():
+        for who, r in d.items():
+            out.append(f"  {name + ' (' + who + ')':<34} {r['wall_s']:7.2f} s  (every row by {r['to_last_check_s']} s; "
+                       f"report.html {r['last_check_to_report_s']} s later; exit {r['exit']})")
     b, e = result["bookkeeping"], result["events_write"]
     out.append(f"  per check: Context.run {b['check_ms']} ms vs the bare HTTP call {b['http_call_ms']} ms "
                f"(bookkeeping {b['overhead_ms']} ms); websocket_connect {b['websocket_connect_s']} s, "
