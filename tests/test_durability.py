@@ -142,7 +142,15 @@ def scan(folder: Path, needles: list[bytes]) -> list[str]:
     return hits
 
 
-def test_no_secret_reaches_any_artifact(tmp_path, platform):
+def test_the_scanner_finds_planted_secrets(tmp_path):
+    """The scanner itself can fail: a planted key and token are found, in plain files and in Parquet."""
+    needles = [b"demo-key-" + os.urandom(8).hex().encode()]
+    (tmp_path / "log.txt").write_bytes(b"key=" + needles[0])
+    pd.DataFrame({"t": ["Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1LTEifQ.sig"]}).to_parquet(tmp_path / "x.parquet")
+    assert {hit.split(":")[0] for hit in scan(tmp_path, needles)} == {"log.txt", "x.parquet"}
+
+
+def test_no_secret_reaches_any_artifact_of_a_demo(tmp_path):
     key, secret = "demo-key-" + os.urandom(8).hex(), "demo-secret-" + os.urandom(16).hex()
     demo = subprocess.run([sys.executable, "-m", "netra_nb.cli", "demo", "--out", str(tmp_path / "out")], cwd=ROOT,
                           capture_output=True, timeout=300,
@@ -150,21 +158,16 @@ def test_no_secret_reaches_any_artifact(tmp_path, platform):
     assert demo.returncode == 0, demo.stderr
     run_dir = Path(demo.stdout.decode().strip().splitlines()[-1])
     needles = [key.encode(), secret.encode()]
-    # The scanner itself can fail: a planted key and token are found, in plain files and in Parquet.
-    planted = tmp_path / "planted"
-    planted.mkdir()
-    (planted / "log.txt").write_bytes(b"key=" + needles[0])
-    pd.DataFrame({"t": ["Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1LTEifQ.sig"]}).to_parquet(planted / "x.parquet")
-    assert {hit.split(":")[0] for hit in scan(planted, needles)} == {"log.txt", "x.parquet"}
     assert scan(run_dir, needles) == []
     assert not any(n in demo.stdout + demo.stderr for n in needles) and not JWT.search(demo.stdout + demo.stderr)
 
-    # The riskiest placement: the token in the query string (and echoed subprotocols).
-    srv = platform()
-    for placement in ("query", "subprotocol"):
-        f = write_params(tmp_path / f"{placement}.yaml", srv, auth={"placement": placement})
-        proc = subprocess.run([sys.executable, "-m", "netra_nb.cli", "run", "test", "--params", str(f), "--out",
-                               str(tmp_path / placement)], cwd=ROOT, capture_output=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr
-        run_dir = Path(proc.stdout.decode().strip().splitlines()[-1])
-        assert scan(run_dir, [os.environ["NETRA_TEST_E2E_KEY"].encode(), os.environ["NETRA_TEST_JWT_SECRET"].encode()]) == []
+
+@pytest.mark.parametrize("placement", ["query", "subprotocol"])
+def test_no_secret_reaches_any_artifact_with_the_token_in_the(placement, tmp_path, platform):
+    """The riskiest placements: the token in the query string, and in (echoed) subprotocols."""
+    f = write_params(tmp_path / f"{placement}.yaml", platform(), auth={"placement": placement})
+    proc = subprocess.run([sys.executable, "-m", "netra_nb.cli", "run", "test", "--params", str(f), "--out",
+                           str(tmp_path / placement)], cwd=ROOT, capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(proc.stdout.decode().strip().splitlines()[-1])
+    assert scan(run_dir, [os.environ["NETRA_TEST_E2E_KEY"].encode(), os.environ["NETRA_TEST_JWT_SECRET"].encode()]) == []
