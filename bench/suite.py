@@ -1,10 +1,11 @@
-"""The test suite's wall time: ``make test``'s command for this checkout, and for a ``--baseline`` checkout
-(its own ``pytest`` configuration, the same interpreter), one after the other, with the load average
-before and after each."""
+"""The test suite's wall time: ``make test``'s command (its pytest-xdist workers included) for this
+checkout, and for a ``--baseline`` checkout (its own configuration, the same interpreter), one after the
+other, with the load average before and after each."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -16,8 +17,14 @@ from .kit import loadavg
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _workers(kit: Path) -> list[str]:
+    """``make test``'s pytest-xdist workers in that checkout (none before it had them)."""
+    m = re.search(r"^TEST_WORKERS\s*\?=\s*(\d+)", (kit / "Makefile").read_text(), re.M)
+    return ["-n", m.group(1)] if m else []
+
+
 def _suite(kit: Path, label: str) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *_workers(kit)]
     before = loadavg()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=kit, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(kit)},
