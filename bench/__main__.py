@@ -237,7 +237,8 @@ def suite_markdown(s: dict[str, Any]) -> list[str]:
     out = ["### 5. The test suite's wall time", "", "| kit | command | wall s | result | load before → after |",
            "|---|---|---:|---|---|"]
     for row in s["runs"]:
-        out.append(f"| {row['kit']} | `{row['command']}` | {row['wall_s']} | {row['result']} | "
+        failed = "; failed: " + ", ".join(f"`{t}`" for t in row["failed"]) if row.get("failed") else ""
+        out.append(f"| {row['kit']} | `{row['command']}` | {row['wall_s']} | {row['result']}{failed} | "
                    f"{row['load'][0]} → {row['load'][1]} |")
     out.append("")
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -62,6 +63,9 @@ def once(params_file: Path, out: Path) -> dict[str, Any]:
         return {"error": "the agent runs never started"}
     time.sleep(0.5)  # phase 00's notebook draws its charts; the others wait on the agent
     kernels = _kernels(proc.pid)
+    if len(kernels) != 4:
+        proc.kill()
+        return {"error": f"expected 4 kernels (3 phases, the report), found {len(kernels)}"}
     t0 = time.time()
     os.killpg(proc.pid, signal.SIGINT)
     gone = None
@@ -89,7 +93,9 @@ def run(*, repeats: int = 3, say=print) -> dict[str, Any]:
                                               sort_keys=False))
         runs = []
         for i in range(repeats):
-            r = once(params_file, out_root / "outputs")
+            out = out_root / f"outputs-{i}"
+            shutil.rmtree(out, ignore_errors=True)  # the run folder found is this run's
+            r = once(params_file, out)
             say(f"  {i + 1}/{repeats}: SIGINT → phase kernels gone {r.get('sigint_to_phase_kernels_gone_s')} s, → report.html "
                 f"{r.get('sigint_to_report_s')} s, → exit {r.get('sigint_to_exit_s')} s (exit {r.get('exit')}; "
                 f"load {r.get('load')})")

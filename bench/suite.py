@@ -31,8 +31,9 @@ def _suite(kit: Path, label: str) -> dict[str, Any]:
                           timeout=3600)
     wall = time.perf_counter() - t0
     last = next((line for line in reversed(proc.stdout.splitlines()) if line.strip()), "")
+    failed = [line.split(" ", 1)[1].split(" - ")[0] for line in proc.stdout.splitlines() if line.startswith("FAILED ")]
     return {"kit": label, "command": " ".join(["python"] + cmd[1:]), "wall_s": round(wall, 1), "exit": proc.returncode,
-            "result": last.strip("= "), "load": [before, loadavg()]}
+            "result": last.strip("= "), "failed": failed, "load": [before, loadavg()]}
 
 
 def run(*, baseline: Path | None = None, say=print) -> dict[str, Any]:
@@ -40,6 +41,7 @@ def run(*, baseline: Path | None = None, say=print) -> dict[str, Any]:
     for kit, label in ((ROOT, "this checkout"), *(((baseline, f"baseline {baseline}"),) if baseline else ())):
         say(f"  pytest in {label} …")
         row = _suite(kit, label)
-        say(f"  {label}: {row['wall_s']} s, {row['result']} (load {row['load'][0]} → {row['load'][1]})")
+        say(f"  {label}: {row['wall_s']} s, {row['result']} (load {row['load'][0]} → {row['load'][1]})"
+            + "".join(f"\n    failed: {t}" for t in row["failed"]))
         runs.append(row)
     return {"runs": runs}

@@ -104,7 +104,6 @@ class Kernel:
 
     def __init__(self, km: Any, kc: Any, label: str) -> None:
         self.km, self.kc, self.label = km, kc, label
-        self.started_s: float = 0.0  # how long the start took
         self.killed = False
 
     @classmethod
@@ -113,7 +112,6 @@ class Kernel:
         """Start a kernel and wait until it answers (at most ``timeout`` seconds)."""
         from jupyter_client.manager import AsyncKernelManager
 
-        t0 = time.monotonic()
         km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=_spec_manager())
         # The kernels' own output (start-up warnings, C-level prints) goes to the log, not the terminal.
         out = log.open("ab") if log is not None else None
@@ -136,7 +134,6 @@ class Kernel:
             if isinstance(exc, Exception):
                 raise KernelStartError(f"the {label} kernel did not answer within {timeout:.0f} s: {exc}") from exc
             raise
-        kernel.started_s = time.monotonic() - t0
         return kernel
 
     async def run(self, code: str, *, timeout: float = STARTUP_TIMEOUT_S) -> dict[str, Any]:

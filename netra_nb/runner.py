@@ -1,10 +1,11 @@
 """``netra-nb run``: a run folder, the phase notebooks in kernels of their own (in parallel), then the artifacts.
 
 One process drives everything with nbclient (:mod:`netra_nb.engine`): at t=0 it starts a kernel per
-phase and one for the report, warmed with the imports they need; the phases' rows are printed as
-each check appends its line to ``results.jsonl``; when the phases end, the warm report kernel
-executes the report while this process writes the Parquet files, JUnit, ``summary.md`` and the
-history. The kernels are separate processes: the run's deadline (``timeouts.run``) and Ctrl-C kill
+phase and one for the report; each phase kernel imports what its notebook needs and runs it, and
+then (the phases come first) the report kernel does its imports; the phases' rows are printed as
+each check appends its line to ``results.jsonl``; the report kernel draws the charts whose data is
+final while the phases still run; when the phases end it executes the report while this process
+writes the Parquet files, JUnit, ``summary.md`` and the history. The kernels are separate processes: the run's deadline (``timeouts.run``) and Ctrl-C kill
 them without losing a row. The first Ctrl-C stops the phases, marks them ``interrupted`` in
 ``run.json`` and still writes the report from the rows they wrote; a second one stops at once.
 :func:`finalize_run` turns a run folder, even a partial one, into the same artifacts.
@@ -93,19 +94,16 @@ class Progress:
     ``quiet`` prints nothing here (the CLI's final lines remain)."""
 
     quiet: bool = False
-    out: Any = None  # a text stream; sys.stdout when None
-    t0: float = field(default_factory=time.monotonic)
 
     def say(self, text: str) -> None:
         if not self.quiet:
-            print(text, file=self.out or sys.stdout, flush=True)
+            print(redact(text), flush=True)
 
     def row(self, row: dict[str, Any]) -> None:
-        """One line per check, as pytest and k6 print them: status, phase, check, duration, category."""
+        """One line per check, as pytest and k6 print them: status, phase, check, duration, and for
+        anything but a pass or a skip, the category and the message."""
         status = str(row.get("status", "?"))
-        category = row.get("category") or ""
-        message = str(row.get("message") or "")
-        tail = "" if status in ("pass", "skip") else f"  {category}: {message}"
+        tail = "" if status in ("pass", "skip") else f"  {row.get('category') or ''}: {row.get('message') or ''}"
         try:
             duration = f"{float(row.get('duration_s') or 0.0):7.2f} s"
         except (TypeError, ValueError):
@@ -223,6 +221,8 @@ async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file:
 
     report_task = asyncio.ensure_future(after_phase_warmups())
     kernels: dict[str, Kernel] = {}
+    began: set[str] = set()  # phases whose notebook started
+    ended_before_stop: set[str] = set()
     slots = asyncio.Semaphore(max(1, jobs))
     phase_tasks: dict[str, asyncio.Future] = {}
 
@@ -241,8 +241,10 @@ async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file:
             warmed[phase].set()
         nb = (await notebooks)[phase]
         async with slots:
+            began.add(phase)
             result = (await execute(nb, run_dir / nb_name, kernel)).to_dict()
-        if stop.reason is None:  # a stopped phase is told below, with what stopped it
+        if stop.reason is None:  # a phase the stop killed is told below, with what stopped it
+            ended_before_stop.add(phase)
             progress.say(f"  phase {phase}: notebook {result['status']} in {result['duration_s']:.1f}s")
         return result
 
@@ -281,7 +283,8 @@ async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file:
     def show_rows() -> None:
         for row in tail.new_rows():
             progress.row(row)
-            checks_seen.setdefault(str(row.get("phase")), set()).add(str(row.get("check")))
+            if row.get("phase") in checks_seen:
+                checks_seen[row["phase"]].add(str(row.get("check")))
 
     try:
         phase_tasks.update({p: asyncio.ensure_future(one(p)) for p in phases})
@@ -296,10 +299,14 @@ async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file:
         results = await asyncio.gather(*phase_tasks.values(), return_exceptions=True)
         show_rows()
         for phase, result in zip(phases, results):
-            if isinstance(result, BaseException) or (stop.reason and result["status"] != "ok"):
+            if stop.reason and phase not in ended_before_stop:
                 # A phase whose kernel the stop killed reports a dead kernel: say what really happened.
-                result = _stopped_result(PHASE_NOTEBOOKS[phase], stop.reason or "interrupted", started, phase in kernels)
+                result = _stopped_result(PHASE_NOTEBOOKS[phase], stop.reason, started, phase in began)
                 progress.say(f"  phase {phase}: {result['error']['evalue']}")
+            elif isinstance(result, BaseException):  # the kit's own failure (a notebook it could not read)
+                result = {"path": PHASE_NOTEBOOKS[phase], "status": "failed", "duration_s": round(time.monotonic() - started, 3),
+                          "error": {"cell": None, "ename": type(result).__name__, "evalue": redact(str(result))[:500]}}
+                progress.say(f"  phase {phase}: the kit failed: {result['error']['ename']}: {result['error']['evalue']}")
             info["notebooks"][phase] = result
         if stop.reason == "interrupted":
             info["interrupted_at"] = utc_now()
@@ -426,7 +433,7 @@ def _to_parquet(rows: list[dict[str, Any]], columns: tuple[str, ...], path: Path
     df.to_parquet(path, index=False)
 
 
-def finalize_run(run_dir: str | Path, *, report: bool = True, progress: Progress | None = None) -> dict[str, Any]:
+def finalize_run(run_dir: str | Path, *, report: bool = True) -> dict[str, Any]:
     """Write summary.json, results.parquet, events.parquet, junit.xml, summary.md, the history entry
     and the report (executed in a kernel of its own); returns the summary.
 
@@ -434,7 +441,6 @@ def finalize_run(run_dir: str | Path, *, report: bool = True, progress: Progress
     says in ``summary.json`` (``unfinished_phases``) which phases did not finish.
     """
     run_dir = Path(run_dir)
-    progress = progress or Progress(quiet=True)
     if report:
         for old in (run_dir / "charts").glob("*.png"):  # charts are drawn once per build (charts.cached_png)
             old.unlink()
@@ -442,10 +448,10 @@ def finalize_run(run_dir: str | Path, *, report: bool = True, progress: Progress
     async def go() -> dict[str, Any]:
         report_task = asyncio.ensure_future(_report_kernel(run_dir)) if report else None
         try:
-            return await _finalize(run_dir, report_task=report_task, progress=progress, preimported=None)
+            return await _finalize(run_dir, report_task=report_task, progress=Progress(quiet=True), preimported=None)
         finally:
-            if report_task is not None and report_task.done() and report_task.exception() is None:
-                report_task.result().kill()
+            if report_task is not None:
+                _kill_when_started(report_task)
 
     return asyncio.run(go())
 
