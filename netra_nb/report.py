@@ -616,21 +616,6 @@ def chart(run: Run, name: str) -> Any:
     return Image(filename=str(path), metadata={"alt": CHART_ALT[name]})
 
 
-def session_figures(run: Run, *, per_check: int = 3, limit: int = 16) -> list[tuple[str, Any, str]]:
-    """``(name, figure, caption)`` for each WebSocket session worth drawing (see :func:`charts.pick_sessions`)."""
-    picked = charts.pick_sessions(run.frames, run.records, per_check=per_check, limit=limit)
-    n_sessions = charts.session_count(run.frames)
-    by_key = {(r.phase, r.check): r for r in run.records}
-    out = []
-    for key, fs in picked:
-        record = by_key.get((key.phase, key.check))
-        total = n_sessions.get((key.phase, key.check), 1)
-        fig = charts.session_chart(key, fs, record, sessions_of_check=total)
-        caption = f"{key.phase} · {key.check}: session {key.session + 1} of {total}" if total > 1 else ""
-        out.append((key.name, fig, caption))
-    return out
-
-
 def session_charts(run: Run) -> list[Any]:
     """The display objects for the WebSocket sessions: a note for checks with many sessions, then one PNG
     per drawn session (``charts/session_<phase>_<check>_<n>.png``, drawn here unless
