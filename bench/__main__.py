@@ -1,10 +1,13 @@
 """``python -m bench`` (``make bench``): the kit's benchmarks, side by side, in one invocation.
 
-1. kit overhead — ``netra-nb run`` (papermill, kernels, report) vs the same checks in one process;
+1. kit overhead — ``netra-nb run`` (kernels, report) vs the same checks in one process, in alternating
+   pairs (and a ``--baseline`` checkout's run in each pair); the last check → ``report.html``;
    ``--jobs 3`` vs ``--jobs 1``; the per-check bookkeeping and the fixed waits inside the checks;
+   1b. Ctrl-C — SIGINT → the phase kernels gone, → ``report.html``, → exit;
 2. timing accuracy — recorded durations vs the delays the reference platform injects, 1 and 100 at once;
 3. concurrency — sessions per second and p99 first-event latency at 100, 500 and 1000 users;
-4. the run-history benchmark (``bench/history_bench.py``), when present.
+4. the run-history benchmark (``bench/history_bench.py``), when present;
+5. the test suite's wall time (``make test``; and the ``--baseline`` checkout's suite).
 
 ``--quick`` runs a short version (one repeat, smaller sizes, no ``--jobs 1`` run). ``--find-limit``
 adds fleets of 2000, 4000, 8000, … users until sessions fail. Figures go to ``bench/RESULTS.md``
@@ -29,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-SECTIONS = ("kit", "timing", "concurrency", "history")
+SECTIONS = ("kit", "interrupt", "timing", "concurrency", "history", "suite")
 
 
 def machine() -> dict[str, Any]:
@@ -100,30 +103,9 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
         out += ["(This run did only " + ", ".join(args.only) + "; kept from earlier runs: "
                 + ", ".join(f"{k} ({results['measured_at'][k]})" for k in results["kept"]) + ".)", ""]
     if "kit" in results:
-        k = results["kit"]
-        out += ["### 1. Kit overhead (all three phases against a reference platform in its own process)", "",
-                "| how | wall s | detail |", "|---|---:|---|"]
-        r3 = k["run_jobs3"]
-        out.append(f"| `netra-nb run local --jobs 3` | {r3['wall_s']} | notebooks {_kv(r3['notebooks_s'])} s; phases "
-                   f"{r3['phases_wall_s']} s, then finalize + report {r3['after_phases_s']} s; report {r3['report']}; exit {r3['exit']} |")
-        if "run_jobs1" in k:
-            r1 = k["run_jobs1"]
-            out.append(f"| `netra-nb run local --jobs 1` | {r1['wall_s']} | notebooks {_kv(r1['notebooks_s'])} s; phases "
-                       f"{r1['phases_wall_s']} s, then finalize + report {r1['after_phases_s']} s |")
-        d, dc = k["direct"], k["direct_concurrent"]
-        out.append(f"| direct: `Phase(…).run()` for each phase, one process | {d['wall_s']} | import {d.get('import_s')} s; "
-                   f"{_kv(d.get('phases_s'))} s |")
-        out.append(f"| direct, the three phases at once on one loop | {dc['wall_s']} | {_kv(dc.get('phases_s'))} s |")
-        out += ["", "Ratios: " + "; ".join(
-            [f"run `--jobs 3` / direct = **{r3['wall_s'] / d['wall_s']:.2f}×**"]
-            + ([f"`--jobs 1` / `--jobs 3` = **{k['run_jobs1']['wall_s'] / r3['wall_s']:.2f}×**"] if "run_jobs1" in k else [])
-            + [f"direct in turn / at once = {d['wall_s'] / dc['wall_s']:.2f}×"]), ""]
-        b, e = k["bookkeeping"], k["events_write"]
-        out += [f"Inside the checks: `Context.run` costs {b['check_ms']} ms per HTTP check against {b['http_call_ms']} ms "
-                f"for the bare call (bookkeeping {b['overhead_ms']} ms); on loopback `websocket_connect` takes "
-                f"{b['websocket_connect_s']} s and `websocket_ping` {b['websocket_ping_s']} s. Recording a fleet of "
-                f"{e['sessions']} sessions: {e['rows']} frame rows built in {e['build_ms']} ms, built and appended to "
-                f"`events.jsonl` in {e['build_and_write_ms']} ms ({e['mb']} MB).", ""]
+        out += kit_markdown(results["kit"])
+    if "interrupt" in results:
+        out += interrupt_markdown(results["interrupt"])
     if "timing" in results:
         t = results["timing"]
         out += ["### 2. Timing accuracy (recorded − injected, ms)", "",
@@ -180,7 +162,86 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
                     h["output"].rstrip(), "```", ""]
         else:
             out += [f"skipped: {h.get('skipped')}", ""]
+    if "suite" in results:
+        out += suite_markdown(results["suite"])
     return "\n".join(out)
+
+
+def kit_markdown(k: dict[str, Any]) -> list[str]:
+    r3, d, dc = k["run_jobs3"], k["direct"], k["direct_concurrent"]
+    pairs = len(r3["ratios"])
+    out = ["### 1. Kit overhead (all three phases against a reference platform in its own process)", "",
+           f"Median of {pairs} alternating pair{'s' if pairs > 1 else ''}" + (" (this kit, direct, the baseline)" if k.get("baseline") else "")
+           + "; *to the first check*: from the command's start to the first check's start; *last check → report*: "
+           "from the end of the last check to `report.html` on disk; *CPU*: every process of the run.", "",
+           "| how | wall s | to the first check s | last check → report s | CPU s | detail | load before → after |",
+           "|---|---:|---:|---:|---:|---|---|"]
+
+    def loads(rows: list[list[str]]) -> str:
+        return "; ".join(f"{a} → {b}" for a, b in rows)
+
+    out.append(f"| `netra-nb run local --jobs 3` | {r3['wall_s']} | {r3['to_first_check_s']} | {r3['last_check_to_report_s']} | "
+               f"{r3['cpu_s']} | notebooks {_kv(r3['notebooks_s'])} s; phases {r3['phases_wall_s']} s, then finalize + report "
+               f"{r3['after_phases_s']} s; report {r3['report']}; exit {r3['exit']} | {loads(r3['loads'])} |")
+    if k.get("baseline_jobs3"):
+        b = k["baseline_jobs3"]
+        out.append(f"| baseline `netra-nb run local --jobs 3` (`{k['baseline']}`) | {b['wall_s']} | {b['to_first_check_s']} | "
+                   f"{b['last_check_to_report_s']} | {b['cpu_s']} | notebooks {_kv(b['notebooks_s'])} s; phases "
+                   f"{b['phases_wall_s']} s, then finalize + report {b['after_phases_s']} s; exit {b['exit']} | {loads(b['loads'])} |")
+    if "run_jobs1" in k:
+        r1 = k["run_jobs1"]
+        out.append(f"| `netra-nb run local --jobs 1` | {r1['wall_s']} | {r1['to_first_check_s']} | {r1['last_check_to_report_s']} | "
+                   f"{r1['cpu_s']} | notebooks {_kv(r1['notebooks_s'])} s; phases {r1['phases_wall_s']} s, then finalize + "
+                   f"report {r1['after_phases_s']} s | {loads([r1['load']])} |")
+    out.append(f"| direct: `Phase(…).run()` for each phase, one process | {d['wall_s']} | | | {d.get('cpu_s')} | import "
+               f"{d.get('import_s')} s; {_kv(d.get('phases_s'))} s | |")
+    out.append(f"| direct, the three phases at once on one loop | {dc['wall_s']} | | | {dc.get('cpu_s')} | {_kv(dc.get('phases_s'))} s | "
+               f"{loads([dc['load']])} |")
+    out += ["", "Ratios: " + "; ".join(
+        [f"run `--jobs 3` / direct = **{r3['ratio']}×** (pairs {', '.join(map(str, r3['ratios']))})"]
+        + ([f"baseline / direct = **{k['baseline_jobs3']['ratio']}×** (pairs "
+            f"{', '.join(map(str, k['baseline_jobs3']['ratios']))})"] if k.get("baseline_jobs3") else [])
+        + ([f"`--jobs 1` / `--jobs 3` = **{k['run_jobs1']['wall_s'] / r3['wall_s']:.2f}×**"] if "run_jobs1" in k else [])
+        + [f"direct in turn / at once = {d['wall_s'] / dc['wall_s']:.2f}×"]), ""]
+    if k.get("dead"):
+        out += ["A dead target (the same params but for the URLs): how long until every row is written, and until "
+                "`report.html`.", "", "| target | kit | wall s | every row by s | last row → report s | exit | load before → after |",
+                "|---|---|---:|---:|---:|---|---|"]
+        for name, d in k["dead"].items():
+            for who, r in d.items():
+                out.append(f"| {name.replace('_', ' ')} | {who} | {r['wall_s']} | {r['to_last_check_s']} | "
+                           f"{r['last_check_to_report_s']} | {r['exit']} | {' → '.join(r['load'])} |")
+        out.append("")
+    b, e = k["bookkeeping"], k["events_write"]
+    out += [f"Inside the checks: `Context.run` costs {b['check_ms']} ms per HTTP check against {b['http_call_ms']} ms "
+            f"for the bare call (bookkeeping {b['overhead_ms']} ms); on loopback `websocket_connect` takes "
+            f"{b['websocket_connect_s']} s and `websocket_ping` {b['websocket_ping_s']} s. Recording a fleet of "
+            f"{e['sessions']} sessions: {e['rows']} frame rows built in {e['build_ms']} ms, built and appended to "
+            f"`events.jsonl` in {e['build_and_write_ms']} ms ({e['mb']} MB).", ""]
+    return out
+
+
+def interrupt_markdown(i: dict[str, Any]) -> list[str]:
+    out = ["### 1b. Ctrl-C (SIGINT to the run's process group while phases 01 and 02 wait on a 10-minute agent)", "",
+           "| SIGINT → phase kernels gone s | → `report.html` written s | → exit s | exit | notebooks | load before → after |",
+           "|---:|---:|---:|---|---|---|"]
+    for r in i["runs"]:
+        out.append(f"| {r.get('sigint_to_phase_kernels_gone_s')} | {r.get('sigint_to_report_s')} | {r.get('sigint_to_exit_s')} | "
+                   f"{r.get('exit')} | {_kv(r.get('statuses'))} | {' → '.join(r.get('load') or [])} |")
+    out += ["", f"Medians: kernels gone {i['sigint_to_phase_kernels_gone_s']} s, report {i['sigint_to_report_s']} s, "
+                f"exit {i['sigint_to_exit_s']} s.", ""]
+    return out
+
+
+def suite_markdown(s: dict[str, Any]) -> list[str]:
+    out = ["### 5. The test suite's wall time", "", "| kit | command | wall s | result | load before → after |",
+           "|---|---|---:|---|---|"]
+    for row in s["runs"]:
+        failed = "; failed: " + ", ".join(f"`{t}`" for t in row["failed"]) if row.get("failed") else ""
+        out.append(f"| {row['kit']} | `{row['command']}` | {row['wall_s']} | {row['result']}{failed} | "
+                   f"{row['load'][0]} → {row['load'][1]} |")
+    out.append("")
+    return out
 
 
 def write_results(path: Path, block: str) -> None:
@@ -202,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", help="concurrency sizes, comma-separated (default 100,500,1000; quick 100,500)")
     ap.add_argument("--find-limit", action="store_true", help="also grow the fleet until sessions fail")
     ap.add_argument("--no-write", action="store_true", help="print only; do not write RESULTS.md")
+    ap.add_argument("--baseline", type=Path, help="another checkout of the kit (e.g. main) measured side by side in "
+                                                  "the kit and suite sections")
     args = ap.parse_args(argv)
     sections = args.only or list(SECTIONS)
     sys.path.insert(0, str(ROOT))
@@ -215,7 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     if "kit" in sections:
         from . import kit
         print("\n1. kit overhead", flush=True)
-        results["kit"] = kit.run(quick=args.quick)
+        results["kit"] = kit.run(quick=args.quick, baseline=args.baseline.resolve() if args.baseline else None)
+    if "interrupt" in sections:
+        from . import interrupt
+        print("\n1b. Ctrl-C", flush=True)
+        results["interrupt"] = interrupt.run(repeats=1 if args.quick else 3)
     if "timing" in sections:
         from . import timing
         print("\n2. timing accuracy (recorded − injected)", flush=True)
@@ -231,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     if "history" in sections:
         print("\n4. run history", flush=True)
         results["history"] = history(args.quick)
+    if "suite" in sections:
+        from .suite import run as suite_run
+        print("\n5. the test suite's wall time", flush=True)
+        results["suite"] = suite_run(baseline=args.baseline.resolve() if args.baseline else None)
     results["measured_at"] = {k: m["date"] for k in (*SECTIONS, "limit") if k in results}
     results["wall_s"] = time.perf_counter() - t0
     out_dir = ROOT / "bench" / "out"

@@ -16,10 +16,11 @@ nothing leaks between calls. Every label is placed inside its axes: the axis wid
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import matplotlib
 
@@ -47,6 +48,9 @@ __all__ = [
     "save",
     "safe_name",
     "new_figure",
+    "cached_png",
+    "session_png",
+    "parse_time",
     "parse_close",
 ]
 
@@ -85,14 +89,36 @@ _get = field_of
 
 
 def save(fig: Figure | None, run_dir: str | Path, name: str, *, dpi: int = 110) -> Path | None:
-    """Write ``fig`` to ``run_dir/charts/<name>.png`` (None for no figure); return the path."""
+    """Write ``fig`` to ``run_dir/charts/<name>.png`` (None for no figure); return the path.
+
+    The file appears whole or not at all (written beside, then renamed): another process may be
+    looking for it (:func:`session_png`)."""
     if fig is None:
         return None
     folder = Path(run_dir) / "charts"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{safe_name(name)}.png"
-    fig.savefig(path, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+    fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    os.replace(tmp, path)
     return path
+
+
+def cached_png(run_dir: str | Path, name: str, draw: Callable[[], Figure | None]) -> Path | None:
+    """``charts/<name>.png``: drawn by ``draw`` the first time it is asked for in a run folder, read from
+    the file after. For charts of data that no longer changes (a check that has ended, a run whose checks
+    have all ended): whoever draws one first (the report kernel, ahead of the report, while the phase
+    notebooks still run) draws it for everyone. ``netra-nb report`` clears ``charts/`` first."""
+    path = Path(run_dir) / "charts" / f"{safe_name(name)}.png"
+    if path.is_file():
+        return path
+    return save(draw(), run_dir, name)
+
+
+def session_png(run_dir: str | Path, key: "SessionKey", frames: Sequence[Mapping[str, Any]],
+                record: Record | Mapping[str, Any] | None, *, sessions_of_check: int = 1) -> Path | None:
+    """One session's :func:`session_chart` as ``charts/<key.name>.png`` (see :func:`cached_png`)."""
+    return cached_png(run_dir, key.name, lambda: session_chart(key, frames, record, sessions_of_check=sessions_of_check))
 
 
 def safe_name(name: str) -> str:

@@ -40,7 +40,7 @@ def _phases(requested: list[str] | None) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .auth import check_auth_config
-    from .runner import run_phases
+    from .runner import Progress, run_phases
 
     params_file = Path(args.params) if args.params else params_dir() / f"{args.env}.yaml"
     params = load_params(args.env, path=args.params) if args.params else load_params(args.env)
@@ -49,15 +49,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_auth_config(params)
     phases = _phases(args.phase)
     result = run_phases(params, params_file.resolve(), Path(args.out), phases=phases, jobs=args.jobs,
-                        env_name=params.name)
-    _print_end(result.summary, result.run_dir)
+                        env_name=params.name, progress=Progress(quiet=args.quiet))
+    _print_end(result.summary, result.run_dir, interrupted=result.interrupted)
     return result.exit_code
 
 
-def _print_end(summary: dict[str, Any], run_dir: Path) -> None:
+def _print_end(summary: dict[str, Any], run_dir: Path, *, interrupted: bool = False) -> None:
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.get("counts", {}).items()))
+    if interrupted:
+        print(f"interrupted (Ctrl-C): {', '.join(summary.get('unfinished_phases') or []) or 'no phase'} did not "
+              f"finish; the report covers the checks recorded before that")
     print(summary.get("verdict", ""))
-    print(f"checks: {counts or 'none'}; report: {run_dir / 'report.html'}")
+    report = run_dir / "report.html"
+    print(f"checks: {counts or 'none'}; report: {report if report.is_file() else 'not written (see kit-errors.log)'}")
     print(run_dir)
 
 
@@ -71,7 +75,7 @@ def demo_params(base: Path, url: str, ws_url: str, key_env: str) -> dict[str, An
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .refserver import FAULTS, RefServer, ServerConfig
-    from .runner import run_phases
+    from .runner import Progress, run_phases
 
     faults = tuple(f for f in (args.fault or "").split(",") if f)
     unknown = [f for f in faults if f not in FAULTS]
@@ -87,18 +91,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     (out / "demo").mkdir(parents=True, exist_ok=True)
     config = ServerConfig(era=args.era, faults=faults, jwt_secret=secret, e2e_key=key)
     with RefServer(config) as srv:
-        print(f"reference platform ({args.era} era{', faults: ' + ','.join(faults) if faults else ''}) at {srv.base_url}",
-              flush=True)
+        if not args.quiet:
+            print(f"reference platform ({args.era} era{', faults: ' + ','.join(faults) if faults else ''}) at "
+                  f"{srv.base_url}", flush=True)
         data = demo_params(params_dir() / "local.yaml", srv.base_url, srv.ws_url, "NETRA_DEMO_E2E_KEY")
         params_file = out / "demo" / f".params-{srv.port}.yaml"
         params_file.write_text(yaml.safe_dump(data, sort_keys=False))
         try:
             params = load_params(path=params_file)
             result = run_phases(params, params_file.resolve(), out, phases=_phases(args.phase), jobs=args.jobs,
-                                env_name="demo", extra_run_info={"fault": ",".join(faults) or None, "era": args.era})
+                                env_name="demo", extra_run_info={"fault": ",".join(faults) or None, "era": args.era},
+                                progress=Progress(quiet=args.quiet))
         finally:
             params_file.unlink(missing_ok=True)
-    _print_end(result.summary, result.run_dir)
+    _print_end(result.summary, result.run_dir, interrupted=result.interrupted)
     return result.exit_code
 
 
@@ -151,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, default=3, help="phase notebooks executed at once (default 3)")
     run.add_argument("--out", default=str(_out_default()), help="outputs root (default outputs/)")
     run.add_argument("--params", help="a params file to use instead of params/ENV.yaml")
+    run.add_argument("--quiet", "-q", action="store_true", help="print only the final lines (for CI logs)")
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="start the reference platform and run everything against it")
@@ -159,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--phase", action="append")
     demo.add_argument("--jobs", type=int, default=3)
     demo.add_argument("--out", default=str(_out_default()))
+    demo.add_argument("--quiet", "-q", action="store_true", help="print only the final lines")
     demo.set_defaults(func=cmd_demo)
 
     serve = sub.add_parser("serve", help="serve the reference platform")

@@ -156,10 +156,27 @@ class Phase:
         return duration_chart(self.records, title=f"{self.phase}: duration of each check")
 
     def frames_chart(self, check_name: str):
-        """The frames of one of this phase's WebSocket checks on a time axis; None when it has none."""
+        """The frames of one of this phase's WebSocket checks on a time axis (its first session); None when it has
+        none.
+
+        With a run folder: the report's chart of that session, drawn once to
+        ``charts/session_<phase>_<check>_0.png`` (the report shows the same file), as an ``Image``.
+        Without: a figure (closed from pyplot, so that a notebook shows it once, as a value)."""
         frames = [f for f in self.frames if f.check == check_name and f.session == 0]
         record = next((r for r in self.records if r.check == check_name), None)
-        return frames_chart(frames, record=record)
+        if self.run_dir is None:
+            fig = frames_chart(frames, record=record)
+            if fig is not None:
+                import matplotlib.pyplot as plt
+                plt.close(fig)
+            return fig
+        from IPython.display import Image
+
+        from . import charts
+        sessions = len({f.session for f in self.frames if f.check == check_name}) or 1
+        path = charts.session_png(self.run_dir, charts.SessionKey(self.phase, check_name, 0),
+                                  [f.to_dict() for f in frames], record, sessions_of_check=sessions)
+        return Image(filename=str(path)) if path is not None else None
 
 
 def _run_id_of(run_dir: Path | None) -> str:

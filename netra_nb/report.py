@@ -14,12 +14,14 @@ directly; the notebook only calls them and displays the result, in this order:
    :func:`evidence_markdown` / :func:`evidence_html`, :func:`comparison_markdown`.
 
 Every duration quoted is a record's ``duration_s``, and the run's is its start to its end. Entry
-points for the runner: :func:`write_summary_md` and :func:`build_report`. Every reader tolerates a
-partial run folder (no ``run.json`` ``finished_at``, a torn last line, no parquet).
+points for the runner: :func:`write_summary_md`, :func:`export_report` and :func:`build_report`, and for its
+report kernel while the phases run, :func:`draw_sessions_ahead` and :func:`draw_charts_ahead`. Every reader
+tolerates a partial run folder (no ``run.json`` ``finished_at``, a torn last line, no parquet).
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import logging
@@ -58,6 +60,8 @@ __all__ = [
     "chart",
     "CHART_NOTES",
     "appendix_chart_items",
+    "draw_sessions_ahead",
+    "draw_charts_ahead",
     "evidence_table",
     "evidence_html",
     "evidence_markdown",
@@ -68,7 +72,9 @@ __all__ = [
     "write_summary_md",
     "summary_markdown",
     "build_report",
+    "export_report",
     "export_html",
+    "prepare_export",
     "notebook_path",
 ]
 
@@ -272,8 +278,8 @@ def page_title(run: Run) -> str:
 
 
 def unfinished_notes(run: Run) -> list[str]:
-    """Sentences naming what did not finish: failed or unrun notebooks, phases without records,
-    a run that never recorded its end, unreadable lines."""
+    """Sentences naming what did not finish: failed, interrupted or unrun notebooks, phases without
+    records, a run that never recorded its end, unreadable lines."""
     notes: list[str] = []
     notebooks = run.meta.get("notebooks") or {}
     covered = set()
@@ -290,6 +296,11 @@ def unfinished_notes(run: Run) -> list[str]:
             n = sum(1 for r in run.records if r.phase == phase)
             notes.append(f"Phase {_code(phase)} did not finish: {_code(path)} failed{where}{_md(what)} "
                          f"({n} of its checks recorded before that).")
+            covered.add(phase)
+        elif status == "interrupted":
+            n = sum(1 for r in run.records if r.phase == phase)
+            notes.append(f"Phase {_code(phase)} did not finish: the run was interrupted (Ctrl-C) before {_code(path)} "
+                         f"ended ({n} of its checks recorded before that).")
             covered.add(phase)
         elif status == "not_run":
             notes.append(f"Phase {_code(phase)} was not run ({_code(path)}).")
@@ -541,11 +552,19 @@ def _session_image(run: Run, record: Record, session: int, name: str, alt: str) 
     """Draw one session of ``record``, save it to ``charts/<name>.png``; the Image to display (or None)."""
     from IPython.display import Image
 
+    path = _session_png(run, record, session)
+    return Image(filename=str(path), metadata={"alt": alt}) if path is not None else None
+
+
+def _session_png(run: Run, record: Record | None, session: int) -> Path | None:
+    """One session's chart as ``charts/session_<phase>_<check>_<n>.png``: drawn once, whoever asks first (a phase
+    notebook, the report kernel ahead of the report, or the report)."""
+    if record is None:
+        return None
     frames = run.frames_of(record.phase, record.check, session)
     total = charts.session_count(run.frames).get((record.phase, record.check), 1)
     key = charts.SessionKey(record.phase, record.check, session)
-    path = charts.save(charts.session_chart(key, frames, record, sessions_of_check=total), run.dir, name)
-    return Image(filename=str(path), metadata={"alt": alt}) if path is not None else None
+    return charts.session_png(run.dir, key, frames, record, sessions_of_check=total)
 
 
 def root_cause_items(run: Run) -> list[Any]:
@@ -687,7 +706,7 @@ def chart(run: Run, name: str) -> Any:
     the PNG (an ``IPython.display.Image``) or a Markdown note saying why there is nothing to draw."""
     from IPython.display import Image, Markdown
 
-    path = charts.save(_figure(run, name), run.dir, name)
+    path = charts.cached_png(run.dir, name, lambda: _figure(run, name))
     if path is None:
         return Markdown(f"*{CHART_NOTES[name]}*")
     return Image(filename=str(path), metadata={"alt": CHART_ALT[name]})
@@ -730,6 +749,35 @@ def appendix_chart_items(run: Run) -> list[Any]:
                 out.append(Markdown(f"*The same pattern: {', '.join(_code(c) for c in same)} "
                                     f"({_plural(len(keys) - 1, 'session')}).*"))
     return out
+
+
+def draw_sessions_ahead(run_dir: str | Path, phase: str) -> int:
+    """Draw, once every check of ``phase`` has ended (its rows and frames are final), the session charts the
+    report will show for it: the representative session of each failure pattern and the first session of each
+    pattern that worked (``charts/session_<phase>_<check>_<n>.png``, the files the report and the phase
+    notebooks share). ``netra-nb run`` has the report's kernel do it while other phases still wait on the
+    platform. Returns how many it drew (charts drawn already are not drawn again)."""
+    run = load_run(run_dir)
+    records = [r for r in run.records if r.phase == phase]
+    frames = [f for f in run.frames if f.get("phase") == phase]
+    keys = [charts.SessionKey(r.phase, r.check, session)
+            for cause in root_causes(records, frames) for g in cause.groups if g.representative is not None
+            for r, session in [g.representative]]
+    keys += [ks[0] for ks, _ in charts.passing_session_patterns(frames, records)]
+    drawn = 0
+    by_check = {(r.phase, r.check): r for r in records}
+    for key in dict.fromkeys(keys):
+        if (run.dir / "charts" / f"{key.name}.png").is_file():
+            continue
+        drawn += _session_png(run, by_check.get((key.phase, key.check)), key.session) is not None
+    return drawn
+
+
+def draw_charts_ahead(run_dir: str | Path) -> int:
+    """Draw the run-wide charts of :func:`chart` once every check of the run has ended (they depend on the
+    rows and the run's start only), while the phase notebooks still draw their own. Returns how many."""
+    run = load_run(run_dir)
+    return sum(charts.cached_png(run.dir, name, lambda name=name: _figure(run, name)) is not None for name in CHART_ALT)
 
 
 _TIMING = ("connect_s", "tls_s", "ws_open_s", "ttfb_s", "first_event_s", "duration_s")
@@ -1067,21 +1115,13 @@ def _color_icons(page: str) -> str:
     return "".join(parts)
 
 
-def export_html(notebook: Any, html_path: str | Path, *, title: str = "Netra run report") -> Path:
-    """Export an executed notebook node to a self-contained, offline HTML page without code cells."""
-    import nbformat
+@functools.lru_cache(maxsize=1)
+def _html_exporter() -> Any:
+    """The one HTML exporter of this process: building it compiles nbconvert's templates (half a second),
+    which later exports reuse."""
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
-    nb = nbformat.from_dict(notebook) if not isinstance(notebook, nbformat.NotebookNode) else notebook
-    nb = nbformat.from_dict(json.loads(json.dumps(nb)))  # a copy: the stored report.ipynb keeps everything
-    # Cells tagged "hide-in-report" speak to the engineer in JupyterLab, not to the page's reader.
-    nb.cells = [c for c in nb.cells if "hide-in-report" not in c.get("metadata", {}).get("tags", [])]
-    for cell in nb.cells:
-        if cell.get("cell_type") == "code":
-            # Warnings on stderr belong in report.ipynb, not in the page for the incident review.
-            cell["outputs"] = [o for o in cell.get("outputs", [])
-                               if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
     exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"netra_offline.html.j2": _OFFLINE_TEMPLATE})])
     exporter.template_file = "netra_offline.html.j2"
     exporter.exclude_input = True
@@ -1092,7 +1132,31 @@ def export_html(notebook: Any, html_path: str | Path, *, title: str = "Netra run
     # nbconvert warns about images without alt text and then fills a placeholder; _alt_texts puts ours.
     exporter.log = logging.getLogger("netra_nb.report.nbconvert")
     exporter.log.setLevel(logging.ERROR)
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    return exporter
+
+
+def prepare_export() -> None:
+    """Import nbconvert and compile the report page's templates now (the runner calls this while the
+    checks run, so that the export after the report costs only the rendering)."""
+    import nbformat
+
+    _html_exporter().from_notebook_node(nbformat.v4.new_notebook(), resources={"metadata": {"name": ""}})
+
+
+def export_html(notebook: Any, html_path: str | Path, *, title: str = "Netra run report") -> Path:
+    """Export an executed notebook node to a self-contained, offline HTML page without code cells."""
+    import nbformat
+
+    nb = nbformat.from_dict(notebook) if not isinstance(notebook, nbformat.NotebookNode) else notebook
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))  # a copy: the stored report.ipynb keeps everything
+    # Cells tagged "hide-in-report" speak to the engineer in JupyterLab, not to the page's reader.
+    nb.cells = [c for c in nb.cells if "hide-in-report" not in c.get("metadata", {}).get("tags", [])]
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code":
+            # Warnings on stderr belong in report.ipynb, not in the page for the incident review.
+            cell["outputs"] = [o for o in cell.get("outputs", [])
+                               if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+    body, _ = _html_exporter().from_notebook_node(nb, resources={"metadata": {"name": title}})
     body = _alt_texts(body, nb)
     body = _REMOTE_IMPORT.sub("", _REMOTE_LINK.sub("", _REMOTE_SCRIPT.sub("", body)))
     body = _color_icons(redact_keeping_images(body))
@@ -1101,28 +1165,30 @@ def export_html(notebook: Any, html_path: str | Path, *, title: str = "Netra run
     return path
 
 
-def build_report(run_dir: str | Path, *, kernel_name: str = "python3", timeout: float = 300) -> Path | None:
-    """Execute the report notebook for ``run_dir`` into ``run_dir/report.ipynb`` and export
-    ``run_dir/report.html``; return the HTML's path.
+def export_report(run_dir: str | Path, notebook: Any) -> Path:
+    """Export the executed report notebook of ``run_dir`` to ``run_dir/report.html``; return its path."""
+    run_dir = Path(run_dir)
+    return export_html(notebook, run_dir / "report.html", title=page_title(load_run(run_dir)))
 
-    ``timeout`` is the limit in seconds for each cell (None disables). When the notebook raises or a
-    cell times out, ``report.ipynb`` is kept (papermill writes it with the error) and None is returned.
+
+def build_report(run_dir: str | Path, *, timeout: float = 300) -> Path | None:
+    """Execute the report notebook for ``run_dir`` into ``run_dir/report.ipynb`` (in a kernel of its
+    own) and export ``run_dir/report.html``; return the HTML's path.
+
+    ``timeout`` is the limit in seconds for the whole notebook. When the notebook raises or runs out
+    of time, ``report.ipynb`` is kept (with the error) and None is returned. (``netra-nb run``
+    executes the same notebook in a kernel it started with the phases: :mod:`netra_nb.runner`.)
     """
+    import time
+
     import nbformat
-    import papermill
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
+
+    from .engine import run_notebook
 
     run_dir = Path(run_dir).resolve()
     out_nb = run_dir / "report.ipynb"
-    try:
-        papermill.execute_notebook(
-            str(notebook_path()), str(out_nb), parameters={"run_dir": str(run_dir)}, kernel_name=kernel_name,
-            execution_timeout=timeout, progress_bar=False, log_output=False, report_mode=False,
-            # The kernel's start-up warnings (e.g. about TCP transport) are noise in the run's output.
-            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
-        )
-    except (PapermillExecutionError, CellTimeoutError, DeadKernelError):
+    result = run_notebook(notebook_path(), out_nb, {"run_dir": str(run_dir)}, time.monotonic() + timeout,
+                          run_dir / "kernels.log")
+    if result["status"] != "ok":
         return None
-    nb = nbformat.read(str(out_nb), as_version=4)
-    return export_html(nb, run_dir / "report.html", title=page_title(load_run(run_dir)))
+    return export_report(run_dir, nbformat.read(str(out_nb), as_version=4))

@@ -1,33 +1,40 @@
-"""``netra-nb run``: a run folder, the phase notebooks under papermill (in parallel), then the artifacts.
+"""``netra-nb run``: a run folder, the phase notebooks in kernels of their own (in parallel), then the artifacts.
 
-Each phase notebook executes in its own process (``python -m netra_nb._execute``), so kernels
-start in parallel, papermill's process-wide state never crosses phases, and the run's deadline
-can stop a phase without losing the rows it already wrote. :func:`finalize_run` turns a run
-folder, even a partial one, into the Parquet files, ``summary.json``, ``junit.xml``,
-``summary.md`` and the report.
+One process drives everything with nbclient (:mod:`netra_nb.engine`): at t=0 it starts a kernel per
+phase and one for the report; each phase kernel imports what its notebook needs and runs it, and
+then (the phases come first) the report kernel does its imports; the phases' rows are printed as
+each check appends its line to ``results.jsonl``; the report kernel draws the charts whose data is
+final while the phases still run; when the phases end it executes the report while this process
+writes the Parquet files, JUnit, ``summary.md`` and the history. The kernels are separate processes: the run's deadline (``timeouts.run``) and Ctrl-C kill
+them without losing a row. The first Ctrl-C stops the phases, marks them ``interrupted`` in
+``run.json`` and still writes the report from the rows they wrote; a second one stops at once.
+:func:`finalize_run` turns a run folder, even a partial one, into the same artifacts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import subprocess
+import signal
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from .checks import PHASE_CHECKS, short_id
+from .checks import registry, short_id
 from .diagnosis import counts, golden_path
+from .engine import Kernel, KernelStartError, execute, kill_kernels, kill_tree, read_notebook, run_notebook
 from .params import ConfigError, Params, check_name
 from .records import FRAME_FIELDS, RECORD_FIELDS, Record, parse_time, read_frames, read_records, utc_now
 from .redact import clip, redact, scrub_tree
 
-__all__ = ["PHASE_NOTEBOOKS", "REPORT_NOTEBOOK", "RunResult", "new_run_dir", "run_phases", "run_notebook", "finalize_run",
-           "exit_code", "notebooks_dir", "write_run_json", "read_run_json"]
+__all__ = ["PHASE_NOTEBOOKS", "REPORT_NOTEBOOK", "RunResult", "Progress", "new_run_dir", "run_phases", "run_notebook",
+           "finalize_run", "exit_code", "notebooks_dir", "write_run_json", "read_run_json", "kill_tree",
+           "EXIT_INTERRUPTED"]
 
 PHASE_NOTEBOOKS: dict[str, str] = {
     "connectivity": "00_connectivity.ipynb",
@@ -35,11 +42,24 @@ PHASE_NOTEBOOKS: dict[str, str] = {
     "orchestration": "02_orchestration.ipynb",
 }
 REPORT_NOTEBOOK = "90_run_report.ipynb"
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_KIT = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_KIT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+KERNEL_LOG = "kernels.log"
+#: Run in each kernel as soon as it answers, while the others start: what its notebook imports first.
+PHASE_WARMUP = "import netra_nb, pandas, matplotlib.pyplot"
+REPORT_WARMUP = "from IPython.display import HTML, Markdown, display\nfrom netra_nb import report"
+#: Seconds the report notebook may take (a fleet of thousands of sessions needs well under a minute).
+REPORT_TIMEOUT_S = 300.0
+#: How often the rows the kernels append to ``results.jsonl`` are looked for (and printed).
+ROW_POLL_S = 0.1
 
 
 def notebooks_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def _phase_checks(phase: str) -> set[str]:
+    """The checks a phase runs (every phase's, the orchestration module's included)."""
+    return {name for name, spec in registry().items() if spec.phase == phase}
 
 
 def new_run_dir(out: Path, env: str) -> tuple[Path, str]:
@@ -74,89 +94,94 @@ class RunResult:
     run_dir: Path
     exit_code: int
     summary: dict[str, Any]
+    interrupted: bool = False
 
 
-def _execute_cmd(nb_in: Path, nb_out: Path, parameters: dict[str, Any], cell_timeout: float) -> list[str]:
-    return [sys.executable, "-m", "netra_nb._execute", str(nb_in), str(nb_out), json.dumps(parameters),
-            str(int(cell_timeout))]
+# -- progress ------------------------------------------------------------------------------------
 
+@dataclass
+class Progress:
+    """What the CLI prints while a run goes: each check as it ends, and what happens between.
+    ``quiet`` prints nothing here (the CLI's final lines remain)."""
 
-def run_notebook(nb_in: Path, nb_out: Path, parameters: dict[str, Any], deadline: float,
-                 log: Path) -> dict[str, Any]:
-    """Execute one notebook in a child process before ``deadline`` (time.monotonic)."""
-    started = time.monotonic()
-    with log.open("ab") as fh:
-        proc = subprocess.Popen(_execute_cmd(nb_in, nb_out, parameters, max(10, deadline - started)),
-                                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    quiet: bool = False
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            print(redact(text), flush=True)
+
+    def row(self, row: dict[str, Any]) -> None:
+        """One line per check, as pytest and k6 print them: status, phase, check, duration, and for
+        anything but a pass or a skip, the category and the message."""
+        status = str(row.get("status", "?"))
+        tail = "" if status in ("pass", "skip") else f"  {row.get('category') or ''}: {row.get('message') or ''}"
         try:
-            code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            _kill_tree(proc)
-            return {"path": nb_out.name, "status": "failed", "duration_s": round(time.monotonic() - started, 3),
-                    "error": {"cell": None, "ename": "RunDeadline",
-                              "evalue": "the run's deadline (timeouts.run) passed; the phase was stopped"}}
-    info: dict[str, Any] = {"path": nb_out.name, "status": "ok" if code == 0 else "failed",
-                            "duration_s": round(time.monotonic() - started, 3), "error": None}
-    if code != 0:
-        info["error"] = _notebook_error(nb_out) or {"cell": None, "ename": "ExecutionFailed",
-                                                    "evalue": f"papermill exited {code}; see {log.name}"}
-    return info
+            duration = f"{float(row.get('duration_s') or 0.0):7.2f} s"
+        except (TypeError, ValueError):
+            duration = "      ? s"
+        self.say(f"  {status.upper():<8} {row.get('phase', '?'):<15} {row.get('check', '?'):<24} {duration}{tail}"[:200])
 
 
-def kill_tree(pid: int) -> None:
-    """SIGKILL a process and all its descendants.
+class RowTail:
+    """The whole lines appended to a JSON-lines file since the last look (a torn last line waits)."""
 
-    Kernels run in sessions of their own (jupyter_client starts them so), so a process-group
-    kill would leave them running and writing rows after the run was finalized.
-    """
-    import signal
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.rest = b""
+
+    def new_rows(self) -> list[dict[str, Any]]:
         try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    todo, tree = [pid], []
-    while todo:
-        p = todo.pop()
-        tree.append(p)
-        todo.extend(children.get(p, []))
-    for p in tree:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except OSError:
+            return []
+        self.offset += len(data)
+        *lines, self.rest = (self.rest + data).split(b"\n")
+        rows = []
+        for line in lines:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                rows.append(obj)
+        return rows
 
 
-def _kill_tree(proc: subprocess.Popen) -> None:
-    kill_tree(proc.pid)
-    proc.wait()
+# -- the run -------------------------------------------------------------------------------------
+
+@dataclass
+class _Stop:
+    """Why the phases were stopped early (None: they were not), and when."""
+
+    reason: str | None = None  # "deadline" | "interrupted"
+    at: float | None = None  # time.monotonic() of the stop
+    kernels_killed_s: float = 0.0  # from the stop until the phases' kernels were dead
+    signals: int = 0
 
 
-def _notebook_error(path: Path) -> dict[str, Any] | None:
-    """The first cell that raised in an executed notebook (papermill leaves the error in its output)."""
-    try:
-        nb = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    index = 0
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
-        index += 1
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                return {"cell": index, "ename": out.get("ename"), "evalue": clip(str(out.get("evalue", "")), 500)}
-    return None
+def _stopped_result(nb: str, reason: str, started: float, during: bool) -> dict[str, Any]:
+    if reason == "deadline":
+        error = {"cell": None, "ename": "RunDeadline",
+                 "evalue": "the run's deadline (timeouts.run) passed; the phase was stopped"}
+        return {"path": nb, "status": "failed", "duration_s": round(time.monotonic() - started, 3), "error": error}
+    evalue = "stopped by Ctrl-C (SIGINT)" + ("" if during else " before it started")
+    return {"path": nb, "status": "interrupted", "duration_s": round(time.monotonic() - started, 3),
+            "error": {"cell": None, "ename": "Interrupted", "evalue": evalue}}
 
 
 def run_phases(params: Params, params_file: Path, out: Path, *, phases: list[str] | None = None, jobs: int = 3,
                env_name: str | None = None, extra_run_info: dict[str, Any] | None = None,
-               report: bool = True) -> RunResult:
-    """Make the run folder, execute the phase notebooks, finalize; returns the run folder and exit code."""
+               report: bool = True, progress: Progress | None = None) -> RunResult:
+    """Make the run folder, execute the phase notebooks, finalize; returns the run folder and exit code.
+
+    Exit code 130 when Ctrl-C stopped the run (the report is still written from the rows, unless a
+    second Ctrl-C came: then this process exits at once, with 130)."""
     phases = phases or list(PHASE_NOTEBOOKS)
     env_name = env_name or params.name
+    progress = progress or Progress()
     run_dir, run_id = new_run_dir(out, env_name)
     info: dict[str, Any] = {
         "run_id": run_id, "env": env_name, "started_at": utc_now(), "params_source": str(params_file),
@@ -168,47 +193,241 @@ def run_phases(params: Params, params_file: Path, out: Path, *, phases: list[str
     shutil.copyfile(params_file, run_dir / "params.yaml")
     params_file = run_dir / "params.yaml"
     write_run_json(run_dir, info)
-    print(f"run {run_id}: {', '.join(phases)} against {env_name} ({params.base_url}) → {run_dir}", flush=True)
-    deadline = time.monotonic() + params.timeout_run
-    log = run_dir / "papermill.log"
+    progress.say(f"run {run_id}: {', '.join(phases)} against {env_name} ({params.base_url}) → {run_dir}")
+    stop = _Stop()
+    summary = asyncio.run(_run(run_dir, info, params, params_file, phases, jobs, report, progress, stop))
+    interrupted = stop.reason == "interrupted"
+    code = EXIT_INTERRUPTED if interrupted else exit_code(run_dir, summary)
+    return RunResult(run_dir, code, summary, interrupted)
 
-    def one(phase: str) -> tuple[str, dict[str, Any]]:
-        nb = PHASE_NOTEBOOKS[phase]
-        parameters = {"env": env_name, "run_dir": str(run_dir), "params_file": str(params_file)}
-        result = run_notebook(notebooks_dir() / nb, run_dir / nb, parameters, deadline, log)
-        print(f"  phase {phase}: notebook {result['status']} in {result['duration_s']:.1f}s", flush=True)
-        return phase, result
 
-    with ThreadPoolExecutor(max(1, min(jobs, len(phases)))) as pool:
-        for phase, result in pool.map(one, phases):
+async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file: Path, phases: list[str], jobs: int,
+               report: bool, progress: Progress, stop: _Stop) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    log = run_dir / KERNEL_LOG
+    started = time.monotonic()
+    deadline = started + params.timeout_run
+    progress.say(f"starting {len(phases) + int(report)} kernels ({', '.join(phases)}{', report' if report else ''})")
+    kernel_tasks = {p: asyncio.ensure_future(Kernel.start(p, cwd=run_dir, log=log)) for p in phases}
+    # The notebooks are read (nbformat's import) while the kernels start.
+    notebooks = loop.run_in_executor(None, lambda: {p: read_notebook(notebooks_dir() / PHASE_NOTEBOOKS[p], {
+        "env": info["env"], "run_dir": str(run_dir), "params_file": str(params_file)}) for p in phases})
+    warmed = {p: asyncio.Event() for p in phases}
+    warm = threading.Thread(target=_preimport, args=(report,), name="netra-nb-preimport", daemon=True)
+
+    report_start = asyncio.ensure_future(Kernel.start("report", cwd=run_dir, log=log)) if report else None
+
+    async def after_phase_warmups() -> Kernel | None:
+        """The report's kernel starts with the others; its imports, and this process's for the tail, wait
+        until the phase kernels have imported what their notebooks need: the phases are on the critical
+        path, the report is not (measured: bench/RESULTS.md). The report kernel is still warm long before
+        the phases end."""
+        await asyncio.gather(*(e.wait() for e in warmed.values()))
+        warm.start()
+        if report_start is None:
+            return None
+        kernel = await report_start
+        await _warm_up(kernel, REPORT_WARMUP)
+        return kernel
+
+    report_task = asyncio.ensure_future(after_phase_warmups())
+    kernels: dict[str, Kernel] = {}
+    began: set[str] = set()  # phases whose notebook started
+    ended_before_stop: set[str] = set()
+    slots = asyncio.Semaphore(max(1, jobs))
+    phase_tasks: dict[str, asyncio.Future] = {}
+
+    async def one(phase: str) -> dict[str, Any]:
+        nb_name = PHASE_NOTEBOOKS[phase]
+        t = time.monotonic()
+        try:
+            try:
+                kernel = await asyncio.shield(kernel_tasks[phase])  # a stop cancels the phase, not the start
+            except KernelStartError as exc:
+                return {"path": nb_name, "status": "failed", "duration_s": round(time.monotonic() - t, 3),
+                        "error": {"cell": None, "ename": "KernelStart", "evalue": clip(str(exc), 500)}}
+            kernels[phase] = kernel
+            await _warm_up(kernel, PHASE_WARMUP)
+        finally:
+            warmed[phase].set()
+        nb = (await notebooks)[phase]
+        async with slots:
+            began.add(phase)
+            result = (await execute(nb, run_dir / nb_name, kernel)).to_dict()
+        if stop.reason is None:  # a phase the stop killed is told below, with what stopped it
+            ended_before_stop.add(phase)
+            progress.say(f"  phase {phase}: notebook {result['status']} in {result['duration_s']:.1f}s")
+        return result
+
+    def stop_phases(reason: str) -> None:
+        """Kill the phase kernels now (their rows are on disk) and end the phase tasks."""
+        if stop.reason is None:
+            stop.reason, stop.at = reason, time.monotonic()
+        kill_kernels(t.result() for t in kernel_tasks.values() if _started(t))
+        for kt in kernel_tasks.values():
+            _kill_when_started(kt)  # those still starting: when they answer
+        for task in phase_tasks.values():
+            task.cancel()
+        stop.kernels_killed_s = time.monotonic() - stop.at
+
+    def on_sigint() -> None:
+        stop.signals += 1
+        if stop.signals == 1:
+            progress.say("interrupted: stopping the phases (Ctrl-C again to stop at once)")
+            stop_phases("interrupted")
+            return
+        tasks = (*kernel_tasks.values(), *([report_start] if report_start else []), report_task)
+        kill_kernels(t.result() for t in tasks if _started(t))
+        for kt in tasks:
+            _kill_when_started(kt)
+        print("netra-nb: stopped at once; the rows written so far are in the run folder", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(EXIT_INTERRUPTED)
+
+    handles_signal = threading.current_thread() is threading.main_thread()
+    if handles_signal:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    tail = RowTail(run_dir / "results.jsonl")
+    checks_seen: dict[str, set[str]] = {p: set() for p in phases}
+    drawn_ahead: set[str] = set()
+
+    def show_rows() -> None:
+        for row in tail.new_rows():
+            progress.row(row)
+            if row.get("phase") in checks_seen:
+                checks_seen[row["phase"]].add(str(row.get("check")))
+
+    try:
+        phase_tasks.update({p: asyncio.ensure_future(one(p)) for p in phases})
+        pending = set(phase_tasks.values())
+        while pending and stop.reason is None:
+            done, pending = await asyncio.wait(pending, timeout=min(ROW_POLL_S, max(0.0, deadline - time.monotonic())))
+            show_rows()
+            _draw_ahead(report_task, run_dir, checks_seen, drawn_ahead)
+            if pending and time.monotonic() >= deadline:
+                progress.say(f"the run's deadline ({params.timeout_run:g} s, timeouts.run) passed: stopping the phases")
+                stop_phases("deadline")
+        results = await asyncio.gather(*phase_tasks.values(), return_exceptions=True)
+        show_rows()
+        for phase, result in zip(phases, results):
+            if stop.reason and phase not in ended_before_stop:
+                # A phase whose kernel the stop killed reports a dead kernel: say what really happened.
+                result = _stopped_result(PHASE_NOTEBOOKS[phase], stop.reason, started, phase in began)
+                progress.say(f"  phase {phase}: {result['error']['evalue']}")
+            elif isinstance(result, BaseException):  # the kit's own failure (a notebook it could not read)
+                result = {"path": PHASE_NOTEBOOKS[phase], "status": "failed", "duration_s": round(time.monotonic() - started, 3),
+                          "error": {"cell": None, "ename": type(result).__name__, "evalue": clip(str(result), 500)}}
+                progress.say(f"  phase {phase}: the kit failed: {result['error']['ename']}: {result['error']['evalue']}")
             info["notebooks"][phase] = result
-    info["finished_at"] = utc_now()
-    write_run_json(run_dir, info)
-    summary = finalize_run(run_dir, report=report)
-    return RunResult(run_dir, exit_code(run_dir, summary), summary)
+        if stop.reason == "interrupted":
+            info["interrupted_at"] = utc_now()
+        info["finished_at"] = utc_now()
+        write_run_json(run_dir, info)
+        kill_kernels(kernels.values())  # idle now (or killed already): nothing to wait for
+        if stop.at is not None:
+            progress.say(f"the phases' kernels were killed {stop.kernels_killed_s:.2f} s after the "
+                         f"{'Ctrl-C' if stop.reason == 'interrupted' else 'deadline'}")
+        return await _finalize(run_dir, report_task=report_task if report else None, progress=progress,
+                               preimported=warm)
+    finally:
+        for kt in (*kernel_tasks.values(), *([report_start] if report_start else []), report_task):
+            _kill_when_started(kt)
+        if handles_signal:
+            loop.remove_signal_handler(signal.SIGINT)
 
+
+async def _warm_up(kernel: Kernel, code: str) -> None:
+    """Import in ``kernel`` what its notebook needs first. A failure here is not reported: the notebook
+    imports the same and reports it, with its cell."""
+    try:
+        await kernel.run(code)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+async def _report_kernel(run_dir: Path) -> Kernel:
+    """A kernel for the report, with the report's imports done."""
+    kernel = await Kernel.start("report", cwd=run_dir, log=run_dir / KERNEL_LOG)
+    await _warm_up(kernel, REPORT_WARMUP)
+    return kernel
+
+
+def _started(task: asyncio.Future) -> bool:
+    """A kernel start (or the report kernel's task) that ended with a kernel."""
+    return task.done() and not task.cancelled() and task.exception() is None and task.result() is not None
+
+
+def _kill_when_started(task: asyncio.Future) -> None:
+    """Kill a kernel now, or as soon as its start ends (cancelling a start could orphan the process)."""
+    def kill(t: asyncio.Future) -> None:
+        if _started(t):
+            t.result().kill()
+    if task.done():
+        kill(task)
+    else:
+        task.add_done_callback(kill)
+
+
+def _draw_ahead(report_task: asyncio.Future, run_dir: Path, checks_seen: dict[str, set[str]], sent: set[str]) -> None:
+    """Have the idle report kernel draw the charts whose data is final, while the phases still run: the
+    session charts of each phase whose checks have all ended, then (every check ended) the run-wide
+    charts. The report reuses them (``charts.cached_png``); the kernel runs these before the report."""
+    if not _started(report_task):
+        return
+    kernel = report_task.result()
+    complete = [p for p, seen in checks_seen.items() if _phase_checks(p) and _phase_checks(p) <= seen]
+    calls = [f"draw_sessions_ahead({str(run_dir)!r}, {p!r})" for p in complete if p not in sent]
+    sent.update(complete)
+    if len(complete) == len(checks_seen) and "" not in sent:
+        sent.add("")  # the run-wide charts
+        calls.append(f"draw_charts_ahead({str(run_dir)!r})")
+    if calls:
+        kernel.kc.execute("from netra_nb import report as _report\n" + "\n".join(f"_report.{c}" for c in calls),
+                          silent=True, store_history=False)
+
+
+def _preimport(report: bool) -> None:
+    """Import what finalize uses (Parquet, JUnit, summary.md, the HTML export), so that the tail
+    after the last check does not wait for imports."""
+    try:
+        import pandas  # noqa: F401
+        import pyarrow  # noqa: F401
+
+        from . import junit  # noqa: F401
+        from . import report as report_module  # summary.md, the HTML export
+        if report:
+            report_module.prepare_export()
+    except Exception:  # noqa: BLE001 - finalize imports them again and reports what fails
+        pass
+
+
+# -- exit code -----------------------------------------------------------------------------------
 
 def exit_code(run_dir: Path, summary: dict[str, Any]) -> int:
-    """0 every check passed; 1 the platform failed a check; 3 the kit itself failed.
+    """0 every check passed; 1 the platform failed a check (or did not let the run finish in time);
+    3 the kit itself failed, or the run did not finish.
 
-    A run that did not finish (a phase notebook crashed, or the run was killed) never exits 0:
-    "every check passed" cannot be said of checks that never ran.
+    A run that did not finish (a phase notebook crashed, the run was killed or interrupted) exits 3
+    whatever its rows say: "every check passed" or "the platform failed" cannot be said of a run
+    whose other checks never ran. Only the run deadline stops a run on the platform's account.
     """
     by_status = summary.get("counts", {})
-    if by_status.get("fail"):
-        return EXIT_FAILED
     notebooks = read_run_json(run_dir).get("notebooks", {}).values()
     if any((n.get("error") or {}).get("ename") == "RunDeadline" for n in notebooks):
         return EXIT_FAILED  # the platform did not let the run finish in time
-    crashed = any(n.get("status") == "failed" for n in notebooks)
+    crashed = any(n.get("status") in ("failed", "interrupted") for n in notebooks)
     if crashed or not sum(by_status.values()) or summary.get("unfinished_phases"):
         return EXIT_KIT
+    if by_status.get("fail"):
+        return EXIT_FAILED
     if by_status.get("error"):
         kit_only = all(c in ("client_error", "unknown") for c, n in summary.get("categories", {}).items()
                        if c != "ok" and n)
         return EXIT_KIT if kit_only else EXIT_FAILED
     return EXIT_OK
 
+
+# -- finalize: summary, then the report and the other artifacts side by side -----------------------
 
 def _to_parquet(rows: list[dict[str, Any]], columns: tuple[str, ...], path: Path) -> None:
     import pandas as pd
@@ -226,18 +445,30 @@ def _to_parquet(rows: list[dict[str, Any]], columns: tuple[str, ...], path: Path
 
 
 def finalize_run(run_dir: str | Path, *, report: bool = True) -> dict[str, Any]:
-    """Write results.parquet, events.parquet, summary.json, junit.xml, summary.md and the report, then
-    pass :func:`netra_nb.redact.scrub_tree` over the whole folder.
+    """Write summary.json, results.parquet, events.parquet, junit.xml, summary.md, the history entry
+    and the report (executed in a kernel of its own); returns the summary.
 
     Works on a partial folder (a run killed half-way): it uses the rows that were written and
     says in ``summary.json`` (``unfinished_phases``) which phases did not finish.
     """
     run_dir = Path(run_dir)
-    info = read_run_json(run_dir)
-    records = read_records(run_dir)
-    frames = read_frames(run_dir)
-    _to_parquet([r.to_dict() for r in records], RECORD_FIELDS, run_dir / "results.parquet")
-    _to_parquet(frames, FRAME_FIELDS, run_dir / "events.parquet")
+    if report:
+        for old in (run_dir / "charts").glob("*.png"):  # charts are drawn once per build (charts.cached_png)
+            old.unlink()
+
+    async def go() -> dict[str, Any]:
+        report_task = asyncio.ensure_future(_report_kernel(run_dir)) if report else None
+        try:
+            return await _finalize(run_dir, report_task=report_task, progress=Progress(quiet=True), preimported=None)
+        finally:
+            if report_task is not None:
+                _kill_when_started(report_task)
+
+    return asyncio.run(go())
+
+
+def run_summary(run_dir: Path, info: dict[str, Any], records: list[Record]) -> dict[str, Any]:
+    """summary.json's content: counts, categories, the golden path, and which phases did not finish."""
     by_status, by_category = counts(records)
     gp = golden_path(records)
     started = info.get("started_at") or (min((r.started_at for r in records), default=utc_now()))
@@ -247,7 +478,7 @@ def finalize_run(run_dir: str | Path, *, report: bool = True) -> dict[str, Any]:
     unfinished = [p for p in phases if not _phase_finished(p, info, records)]
     if info.get("env") == "triage" or phases == ["triage"]:
         unfinished = [p for p in unfinished if not any(r.phase == p for r in records)]
-    summary = {
+    return {
         "run_id": info.get("run_id") or (records[0].run_id if records else run_dir.name),
         "env": info.get("env") or (records[0].env if records else "unknown"),
         "started_at": started,
@@ -259,12 +490,105 @@ def finalize_run(run_dir: str | Path, *, report: bool = True) -> dict[str, Any]:
         "unfinished_phases": unfinished,
         "complete": not unfinished and bool(finished),
     }
+
+
+async def _finalize(run_dir: Path, *, report_task: asyncio.Future | None, progress: Progress,
+                    preimported: threading.Thread | None) -> dict[str, Any]:
+    """summary.json first (the report reads it); then the report executes in its kernel while a
+    thread writes Parquet, JUnit, summary.md and the history; the HTML export comes last."""
+    t0 = time.monotonic()
+    loop = asyncio.get_running_loop()
+    info = read_run_json(run_dir)
+    records = read_records(run_dir)
+    frames = read_frames(run_dir)
+    summary = run_summary(run_dir, info, records)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    _artifacts(run_dir, records, frames, summary, report=report)
+    if report_task is not None:
+        progress.say("building the report (and Parquet, JUnit, summary.md, history alongside)")
+    imported = preimported if preimported is not None and preimported.ident is not None else None  # started
+
+    def after_imports(fn: Callable[..., Any], *args: Any) -> Any:
+        if imported is not None:
+            imported.join()  # the writers need what it imports; the report's kernel does not
+        return fn(*args)
+
+    artifacts = loop.run_in_executor(None, after_imports, _artifacts, run_dir, records, frames, summary)
+    problems: list[str] = []
+    if report_task is not None:
+        problems += await _report(run_dir, report_task, after_imports)
+    problems += await artifacts
+    if report_task is not None and (run_dir / "report.html").is_file():
+        progress.say(f"report written {time.monotonic() - t0:.1f} s after the phases: {run_dir / 'report.html'}")
     # The last net, after every file is written: a secret that reached any file of the folder (a
     # notebook's output, a log) is removed from it.
     scrub_tree(run_dir)
+    if problems:
+        (run_dir / "kit-errors.log").write_text("\n".join(redact(p) for p in problems) + "\n")
+        for p in problems:
+            print(f"  kit: {redact(p)}", file=sys.stderr, flush=True)
     return summary
+
+
+async def _report(run_dir: Path, report_task: asyncio.Future, call: Callable[..., Any]) -> list[str]:
+    """Execute the report notebook in its (warm) kernel, then export report.html; the problems, if any."""
+    try:
+        kernel = await report_task
+    except KernelStartError as exc:
+        return [f"report: {exc}"]
+    try:
+        nb = read_notebook(notebooks_dir() / REPORT_NOTEBOOK, {"run_dir": str(run_dir.resolve())})
+        result = await execute(nb, run_dir / "report.ipynb", kernel, cell_timeout=REPORT_TIMEOUT_S,
+                               save_each_cell=False)
+    finally:
+        kernel.kill()
+    if result.error is not None:
+        e = result.error
+        return [f"report: the report notebook raised at cell {e.cell}: {e.ename}: {e.evalue}; see report.ipynb"]
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, call, _export, run_dir, nb)
+    except Exception as exc:  # noqa: BLE001 - report.ipynb is written; say why the HTML is not
+        return [f"report.html: {type(exc).__name__}: {exc}"]
+    return []
+
+
+def _export(run_dir: Path, nb: Any) -> Path:
+    from .report import export_report  # in a worker thread: the event loop never waits on this import
+    return export_report(run_dir, nb)
+
+
+def _artifacts(run_dir: Path, records: list[Record], frames: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
+    """Parquet, JUnit, summary.md and the history entry; one failing never loses the others."""
+    problems = []
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("results.parquet", lambda: _to_parquet([r.to_dict() for r in records], RECORD_FIELDS, run_dir / "results.parquet")),
+        ("events.parquet", lambda: _to_parquet(frames, FRAME_FIELDS, run_dir / "events.parquet")),
+        ("junit.xml", lambda: _write_junit(run_dir, records)),
+        ("summary.md", lambda: _write_summary_md(run_dir, records, summary, frames)),
+        ("history", lambda: _append_history(run_dir, summary)),
+    ]
+    for name, step in steps:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - one artifact failing must not lose the others
+            problems.append(f"{name}: {type(exc).__name__}: {exc}")
+    return problems
+
+
+def _write_junit(run_dir: Path, records: list[Record]) -> None:
+    from .junit import write_junit
+    write_junit(run_dir, records)
+
+
+def _write_summary_md(run_dir: Path, records: list[Record], summary: dict[str, Any], frames: list[dict[str, Any]]) -> None:
+    from .report import write_summary_md
+    write_summary_md(run_dir, records, summary, frames)
+
+
+def _append_history(run_dir: Path, summary: dict[str, Any]) -> None:
+    from .history import append_run
+    if summary.get("env") != "triage":  # the history compares environments; a pytest triage is not one
+        info = read_run_json(run_dir)
+        append_run(run_dir, Path(info.get("outputs_root") or run_dir.parent.parent))
 
 
 def _phase_finished(phase: str, info: dict[str, Any], records: list[Record]) -> bool:
@@ -272,41 +596,8 @@ def _phase_finished(phase: str, info: dict[str, Any], records: list[Record]) -> 
     done = {r.check for r in records if r.phase == phase}
     if info.get("notebooks", {}).get(phase, {}).get("status") == "ok":
         return bool(done)
-    expected = set(PHASE_CHECKS.get(phase, []))
+    expected = _phase_checks(phase)
     return bool(expected) and expected <= done and info.get("notebooks", {}).get(phase, {}).get("status") != "failed"
-
-
-def _artifacts(run_dir: Path, records: list[Record], frames: list[dict[str, Any]], summary: dict[str, Any], *,
-               report: bool) -> None:
-    problems = []
-    try:
-        from .junit import write_junit
-        write_junit(run_dir, records)
-    except Exception as exc:  # noqa: BLE001 - one artifact failing must not lose the others
-        problems.append(f"junit.xml: {type(exc).__name__}: {exc}")
-    try:
-        from .report import write_summary_md
-        write_summary_md(run_dir, records, summary, frames)
-    except Exception as exc:  # noqa: BLE001
-        problems.append(f"summary.md: {type(exc).__name__}: {exc}")
-    if report:
-        try:
-            from .report import build_report
-            if build_report(run_dir) is None:
-                problems.append("report: the report notebook raised; see report.ipynb")
-        except Exception as exc:  # noqa: BLE001
-            problems.append(f"report: {type(exc).__name__}: {exc}")
-    try:
-        from .history import append_run
-        info = read_run_json(run_dir)
-        if summary.get("env") != "triage":  # the history compares environments; a pytest triage is not one
-            append_run(run_dir, Path(info.get("outputs_root") or run_dir.parent.parent))
-    except Exception as exc:  # noqa: BLE001
-        problems.append(f"history: {type(exc).__name__}: {exc}")
-    if problems:
-        (run_dir / "kit-errors.log").write_text("\n".join(redact(p) for p in problems) + "\n")
-        for p in problems:
-            print(f"  kit: {redact(p)}", file=sys.stderr, flush=True)
 
 
 def _seconds_between(a: str, b: str) -> float:

@@ -495,8 +495,10 @@ class WsSession:
         was reading), a drop, or a client close other than this normal end of a check.
         """
         obs = self.obs
-        if self.conn is not None and obs.close_code is None and any(f.norm.event == "error" for f in obs.received()):
-            # After an error frame a server usually closes at once: let its close arrive before ours.
+        refused = any(f.norm.event == "error" and (obs.request_t is None or f.t < obs.request_t) for f in obs.received())
+        if self.conn is not None and obs.close_code is None and refused:
+            # An error frame before our request refuses the session, and a server closes right after it: let its
+            # close arrive before ours (an error frame that answers our request is a reply, not a refusal).
             try:
                 async with asyncio.timeout(ERROR_CLOSE_GRACE):
                     await self.conn.wait_closed()

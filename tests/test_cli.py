@@ -1,5 +1,6 @@
 """The CLI as a user meets it: exit codes, messages, and the run folder of design.md."""
 
+import base64
 import json
 import os
 import socket
@@ -79,6 +80,18 @@ def test_healthy_run_exits_0_with_every_file(tmp_path, healthy_platform):
         cells = json.loads((run_dir / name).read_text())["cells"]
         images = [o for c in cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
         assert len(images) >= 2, name
+    # a WebSocket session is drawn once: the phase notebook shows the file the report shows
+    session = (run_dir / "charts" / "session_connectivity_websocket_connect_0.png").read_bytes()
+    shown = [o["data"]["image/png"] for c in json.loads((run_dir / "00_connectivity.ipynb").read_text())["cells"]
+             for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert base64.b64encode(session).decode() in ["".join(x.split()) for x in shown]
+    # what it said while it ran: what it does, then every check as it ended (read from results.jsonl)
+    out = proc.stdout.splitlines()
+    assert out[1] == "starting 4 kernels (connectivity, agent_pipeline, orchestration, report)"
+    for r in rows:
+        assert any(line.split()[:3] == [r["status"].upper(), r["phase"], r["check"]] for line in out), r["check"]
+    assert out.index(next(line for line in out if line.startswith("building the report"))) > max(
+        i for i, line in enumerate(out) if line.split()[:1] in (["PASS"], ["SKIP"]))
 
 
 @pytest.mark.notebook
@@ -86,8 +99,10 @@ def test_unreachable_platform_exits_1_with_rows_that_say_so(tmp_path, unused_por
     f = tmp_path / "gone.yaml"
     f.write_text(f"name: gone\nallow_test_auth: true\nbase_url: http://127.0.0.1:{unused_port}\nws_url: ws://127.0.0.1:{unused_port}/ws\n"
                  f"auth: {{method: local_jwt, secret_env: {SECRET_ENV}}}\ntimeouts: {{http: 2, ws_open: 2, agent_run: 2}}\n")
-    proc = cli("run", "gone", "--params", str(f), "--out", str(tmp_path / "out"), "--phase", "connectivity")
+    proc = cli("run", "gone", "--params", str(f), "--out", str(tmp_path / "out"), "--phase", "connectivity", "--quiet")
     assert proc.returncode == 1, proc.stdout + proc.stderr
+    verdict, counts, folder = proc.stdout.splitlines()  # --quiet: only the final lines
+    assert verdict.startswith("The golden path is NOT working") and counts.startswith("checks: 5 fail, 1 skip; report: ")
     rows = [json.loads(line) for line in (run_dir_of(proc) / "results.jsonl").read_text().splitlines()]
     assert rows and all(r["category"] == "connection_refused" for r in rows if r["status"] != "skip")
     summary = json.loads((run_dir_of(proc) / "summary.json").read_text())

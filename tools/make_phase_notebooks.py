@@ -4,9 +4,9 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from netra_nb.engine import KERNEL_SPEC  # the project's kernel (make installs it; netra-nb run uses its own)
+
 HERE = Path(__file__).resolve().parent.parent / "notebooks"
-#: The kernel `make .venv/.installed` installs: the project's environment, whatever `python3` is on the machine.
-KERNELSPEC = {"name": "netra-nb", "display_name": "Python (netra-nb)", "language": "python"}
 
 
 def params_cell(extra: str = "") -> nbformat.NotebookNode:
@@ -54,7 +54,7 @@ def phase_notebook(phase: str, title: str, intro: str, dig: str, ws_checks: list
         new_markdown_cell(f"## Digging deeper by hand\n\n{dig}"),
     ]
     nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["kernelspec"] = dict(KERNEL_SPEC)
     nb.metadata["language_info"] = {"name": "python"}
     return nb
 
@@ -164,7 +164,7 @@ def orchestration_notebook() -> nbformat.NotebookNode:
             "big = orch.OrchestrationPhase(env=\"staging\", users=50)\nbig.run(); big.latency_chart()\n```"),
     ]
     nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["kernelspec"] = dict(KERNEL_SPEC)
     nb.metadata["language_info"] = {"name": "python"}
     return nb
 

@@ -2,8 +2,7 @@
 
 import json
 import os
-import subprocess
-import sys
+import time
 from collections import Counter
 
 import pytest
@@ -13,6 +12,7 @@ from netra_nb import orchestration as orch
 from netra_nb.frames import AGENT_EVENTS
 from netra_nb.records import read_frames, read_records
 from netra_nb.refserver import mint_access_token
+from netra_nb.runner import run_notebook
 
 
 def run_phase(params, users=0, run_dir=None):
@@ -124,14 +124,14 @@ def test_users_zero_means_the_params_file(platform):
 
 
 @pytest.mark.notebook
-def test_the_notebook_runs_under_papermill_with_its_table_and_charts(platform, tmp_path):
+def test_the_notebook_runs_in_a_kernel_with_its_table_and_charts(platform, tmp_path):
     srv = platform()
     params_file = write_params(tmp_path / "p.yaml", srv)
     out = tmp_path / "02.ipynb"
     parameters = {"env": "test", "run_dir": str(tmp_path), "params_file": str(params_file), "users": 8}
-    proc = subprocess.run([sys.executable, "-m", "netra_nb._execute", str(ROOT / "notebooks" / "02_orchestration.ipynb"),
-                           str(out), json.dumps(parameters), "120"], capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = run_notebook(ROOT / "notebooks" / "02_orchestration.ipynb", out, parameters, time.monotonic() + 180,
+                          tmp_path / "kernels.log")
+    assert result["status"] == "ok", result
     records = read_records(tmp_path)
     assert [(r.check, r.status) for r in records] == [
         ("concurrent_agent_runs", "pass"), ("user_isolation", "pass"), ("latency_percentiles", "pass")]

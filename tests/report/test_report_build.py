@@ -59,8 +59,10 @@ def test_report_html_of_e1(built_e1):
     # Every chart is embedded, byte for byte.
     pngs = sorted((run_dir / "charts").glob("*.png"))
     names = {p.stem for p in pngs}
-    # One session chart per distinct pattern with frames (connect/ping; the agent run and the fleet), no more.
-    assert names == {"durations", "timeline", "cause1_1", "cause1_2"}
+    # One session chart per distinct pattern with frames (connect/ping; the agent run and the fleet), no more,
+    # under the session's own name: the file a phase notebook draws is the one the report shows.
+    assert names == {"durations", "timeline", "session_connectivity_websocket_connect_0",
+                     "session_agent_pipeline_agent_run_0"}
     for p in pngs:
         assert base64.b64encode(p.read_bytes()).decode() in page, p.name
     imgs = re.findall(r"<img\b[^>]*>", page)
