@@ -214,10 +214,12 @@ def dead_targets(data: dict[str, Any], out_root: Path, baseline: Path | None) ->
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again when the block ends: nothing listens there
     out: dict[str, Any] = {}
-    for name, host in (("closed_port", f"127.0.0.1:{port}"), ("unresolvable_host", "netra-nb-dead-target.invalid")):
+    # A host that is not this machine is reached over TLS: the kit refuses test credentials over plain http there.
+    for name, host, tls in (("closed_port", f"127.0.0.1:{port}", ""), ("unresolvable_host", "netra-nb-dead-target.invalid", "s")):
         params_file = out_root / f"{name}.yaml"
-        params_file.write_text(yaml.safe_dump({**data, "name": "local", "base_url": f"http://{host}",
-                                               "ws_url": f"ws://{host}/ws", "auth_url": f"http://{host}"}, sort_keys=False))
+        params_file.write_text(yaml.safe_dump({**data, "name": "local", "base_url": f"http{tls}://{host}",
+                                               "ws_url": f"ws{tls}://{host}/ws", "auth_url": f"http{tls}://{host}"},
+                                              sort_keys=False))
         out[name] = {"run": netra_nb_run(params_file, out_root / "outputs-dead", 3)}
         if baseline:
             out[name]["baseline"] = netra_nb_run(params_file, out_root / "outputs-dead-baseline", 3, kit=baseline)
