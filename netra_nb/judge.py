@@ -417,7 +417,7 @@ def close_category(code: int | None, closed_by: str | None, reason: str | None =
     return "ws_closed_early"  # 1000/1001/1005/1012, application codes and the rest: the server ended the session
 
 
-_CLOSE_TEXT = {"ws_internal_error": "the server closed the WebSocket with 1011 (internal error)",
+_CLOSE_TEXT = {"ws_internal_error": "the server closed the WebSocket on an internal error",
                "ws_closed_early": "the server closed the WebSocket",
                "ws_policy_violation": "the server closed the WebSocket on a policy or authentication ground",
                "ws_abnormal_close": "the connection dropped without a close frame (1006)",
