@@ -470,14 +470,22 @@ _WS_FRAMES = re.compile(r"websockets\.client\b.*?(?:> text '\{[^'\n]*?\"type\": 
 _RUN_ENDS = ("agent_completed", "agent_error", "agent_failed", "agent_death")
 
 
-def _unfinished_runs(low: Sequence[str]) -> list[Finding]:
+# A test's own word that it waited for more and nothing came ("[INFO] No more events received within timeout").
+# Alone it says nothing (a healthy run prints it after agent_completed); beside an agent request that no
+# event answered before the session ended, it says that the client waited.
+_WAITED_IN_VAIN = re.compile(r"no (?:more |further )?(?:events?|messages?|responses?)(?: received)? (?:within|before)"
+                             r" (?:the )?timeout")
+
+
+def _unfinished_runs(low: Sequence[str], said_waited: int | None = None) -> list[Finding]:
     """The lines of websockets' debug log where an agent request went out ("> TEXT '{… "type": "start_agent"…")
     and the session ended ("CLOSE", "EOF") while the client was still waiting: after the request, or
     after the last agent event, a heartbeat, a ping or the ack of that request arrived (they answer
     nothing, but show that the client waited; a client that closes right after the welcome or an event
-    did not): the request and the end when no agent event came; the last agent event and the end
-    when the run never reached agent_completed (nor agent_error). An error reply answers the
-    request. Sessions that interleave are read in order, not told apart."""
+    did not), or the test said it waited in vain (``said_waited``: the number of that line, which the
+    finding then holds too): the request and the end when no agent event came; the last agent event
+    and the end when the run never reached agent_completed (nor agent_error). An error reply answers
+    the request. Sessions that interleave are read in order, not told apart."""
     found: list[Finding] = []
     request: tuple[int, str] | None = None
     last_event, waited = None, False
@@ -499,9 +507,10 @@ def _unfinished_runs(low: Sequence[str]) -> list[Finding]:
         elif m.group("ping") or m.group("reply") == "heartbeat" or m.group("acked") == request[1]:
             waited = True
         elif m.group("end"):
-            if waited:
-                found.append(("agent_unanswered", (request[0], n)) if last_event is None
-                             else ("agent_unfinished", (last_event, n)))
+            if waited or said_waited is not None:
+                shown = (request[0], n) if last_event is None else (last_event, n)
+                found.append(("agent_unanswered" if last_event is None else "agent_unfinished",
+                              shown if waited else (*shown, said_waited)))
             request = None
     return found
 
@@ -593,7 +602,8 @@ def admissions(output: str, context: str = "") -> Admission | None:
     if "close 10" in lowered:
         structures += _server_closed_first(low)
     if "websockets.client" in lowered:
-        structures += _broken_sessions(low) + _unfinished_runs(low) + _run_anomalies(low)
+        said = next(iter(_line_numbers(_WAITED_IN_VAIN, lowered)), None)
+        structures += _broken_sessions(low) + _unfinished_runs(low, said) + _run_anomalies(low)
     if "demo-use" in lowered or "relaxed_" in lowered:
         structures += _not_our_user(low)
     numbers = sorted(flagged.union(*(nums for _, nums in structures)))

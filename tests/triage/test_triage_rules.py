@@ -370,6 +370,15 @@ def test_the_admission_patterns_are_lowercase_because_they_read_lowercased_outpu
     ("WARNING  tests.e2e.staging.test_real:test_real.py:325 Timeout waiting for events after 30.0s", "agent_no_events"),
     ("[WARNING] graceful degradation: the agent did not respond", "unknown"),  # a label, no rule names it
     (SAMPLES["auth_ignored"], "ws_auth_ignored"),
+    # no frame shows the wait, but the test says it waited: a request nothing answered, a run that stopped
+    (LOG + "> TEXT '{\"type\": \"message\", \"content\": \"Test WebSocket ...}' [123 bytes]\n"
+     + LOG + "< TEXT '{\"type\":\"connection_established\",\"data\":{\"mode\"...}' [488 bytes]\n"
+     + LOG + "> CLOSE 1000 (OK) [2 bytes]\n[INFO] Received event: connection_established\n"
+       "[INFO] No more events received within timeout", "agent_no_events"),
+    (LOG + "> TEXT '{\"type\": \"message\", \"content\": \"Test WebSocket ...}' [123 bytes]\n"
+     + LOG + "< TEXT '{\"type\":\"agent_started\",\"run_id\":\"run_84f53c13e...}' [297 bytes]\n"
+     + LOG + "< TEXT '{\"type\":\"tool_executing\",\"run_id\":\"run_84f53c13...}' [306 bytes]\n"
+     + LOG + "> CLOSE 1000 (OK) [2 bytes]\n[INFO] No more events received within timeout", "agent_incomplete"),
     # the events carry the stand-in whole (a Python repr), the token was made for another user
     ("[SSOT AUTH] Session seed: 5986648, Selected user: staging-e2e-user-002\n"
      "INFO     tests.e2e.t:t.py:509 Execution metrics: events_received=[{'type': 'agent_started', 'user_id': "
@@ -435,6 +444,11 @@ def test_a_pass_whose_own_output_admits_a_failure_is_that_failure(output, catego
     + LOG + "< TEXT '{\"type\":\"agent_started\",\"run_id\":\"run_f1de5c3e2...}' [90 bytes]\n"
     + LOG + "< TEXT '{\"type\":\"agent_completed\",\"run_id\":\"run_68ab9af...}' [90 bytes]\n"
     + LOG + "< TEXT '{\"type\":\"agent_completed\",\"run_id\":\"run_f1de5c3...}' [90 bytes]",
+    # the same words after a finished run: the test waited for more than the run sent, nothing failed
+    LOG + "> TEXT '{\"type\": \"message\", \"content\": \"Test WebSocket ...}' [123 bytes]\n"
+    + LOG + "< TEXT '{\"type\":\"agent_started\",\"run_id\":\"run_0eb7e9777...}' [297 bytes]\n"
+    + LOG + "< TEXT '{\"type\":\"agent_completed\",\"run_id\":\"run_0eb7e97...}' [412 bytes]\n"
+    + LOG + "> CLOSE 1000 (OK) [2 bytes]\n[INFO] No more events received within timeout",
     # answered: an agent event came
     "DEBUG    websockets.client:protocol.py:745 > TEXT '{\"type\": \"start_agent\", \"payload\": {...}}' [192 bytes]\n"
     "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"heartbeat\",\"timestamp\":1.0}' [51 bytes]\n"
