@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterable, Sequence
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 
+from .judge import Identity
 from .records import Record, append_jsonl, utc_now
 from .redact import clip, redact
 
@@ -85,8 +86,8 @@ class Rule:
     category: str
     pattern: re.Pattern[str]
     refine: Callable[[str], str | None] | None = None
-    #: a sequence in websockets' debug log that :func:`admissions` finds by reading the log in order
-    #: (the pattern shows its shape); never matched against a text on its own
+    #: a sequence in websockets' debug log, or lines of one output read together, that :func:`admissions`
+    #: finds by reading the output in order (the pattern shows its shape); never matched against a text on its own
     sequence: bool = False
 
 
@@ -137,6 +138,38 @@ def _dropped(evidence: str) -> str | None:
     return "ws_abnormal_close" if _WS_WORDS.search(evidence) else None
 
 
+# An answer that says the platform is not serving (502, 503, 504), in any of the words the rules know.
+_UNAVAILABLE = _STATUS + r"50[234]\b|service unavailable|bad gateway|gateway time-?out"
+_UNAVAILABLE_LINE = re.compile(_UNAVAILABLE, re.IGNORECASE)
+# The contract's E2E token endpoint (POST {auth}/auth/e2e/test-auth), with the origin that serves it.
+_E2E_URL = re.compile(r"(?i)\b(https?://[^/\s'\"<>]+)/auth/e2e/")
+# A request answered 2xx, by its method and URL (httpx's 'HTTP Request: GET https://… "HTTP/1.1 200 OK"', "GET … -> 200").
+_ANSWERED_2XX = re.compile(r"(?i)\b(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)\s+(https?://[^/\s'\"<>]+)(/[^\s'\"<>]*)?"
+                           r"[^\n]*?" + _STATUS + r"2\d\d\b")
+# httpcore's trace of a request's answer names no URL ("receive_response_headers.complete return_value=(b'HTTP/1.1',
+# 503, …"): the httpx line that follows it does.
+_HTTPCORE_TRACE = re.compile(r"(?i)^\s*(?:DEBUG\s+)?httpcore\.")
+
+
+def _e2e_method_unavailable(evidence: str) -> str | None:
+    """``auth_unavailable`` when every answer of the evidence that says "not serving" is the E2E token endpoint's
+    (a 503 there is the contract's "not configured") while the same origin answered another path with 2xx in the
+    same evidence (the auth service is up): the service does not offer the E2E method here."""
+    origins = set()
+    for line in evidence.splitlines():
+        if not _UNAVAILABLE_LINE.search(line):
+            continue
+        m = _E2E_URL.search(line)
+        if m:
+            origins.add(m.group(1).lower())
+        elif not _HTTPCORE_TRACE.match(line):
+            return None  # something else was not serving either
+    for m in _ANSWERED_2XX.finditer(evidence):
+        if m.group(1).lower() in origins and not (m.group(2) or "").lower().startswith("/auth/e2e/"):
+            return "auth_unavailable"
+    return None
+
+
 def _r(name: str, category: str, pattern: str, refine: Callable[[str], str | None] | None = None,
        sequence: bool = False) -> Rule:
     return Rule(name, category, re.compile(pattern, re.IGNORECASE), refine, sequence)
@@ -162,7 +195,8 @@ _HANDSHAKE_TIMEOUT = (r"timed out during (?:the )?opening handshake|opening hand
 #: server's 1011, a 1008 (or an AUTH_FAILED frame) before an error frame before a 1011 (the frame
 #: says what failed; the reference platform's fault profiles expect the same precedence), a health
 #: body's ``"status":"degraded"`` before anything its checks mention, the E2E endpoint's "not
-#: configured" before its 503, agent evidence before HTTP statuses, statuses
+#: configured" before its 503, agent evidence before HTTP statuses, a session that was not ours after
+#: every failure of the session itself (the kit's judge keeps a session's own failure too), statuses
 #: before network words (a 500 whose body says "connection refused" is a 500), a TLS handshake that
 #: timed out before other TLS errors, a dropped connection before protocol errors (websockets'
 #: InvalidMessage wraps the EOF), and the test code's own errors last.
@@ -226,7 +260,10 @@ RULES: tuple[Rule, ...] = (
        r"agent_completed|agent_completed[^\n]{0,30}(?:missing|never|not (?:received|arrived))"),
     _r("no_reply", "ws_no_reply", r"no (?:response|reply|pong|answer)\b[^\n]{0,40}?(?:received|within|before|timed? ?out"
        r"|timeout)|\b(?:ping|pong)\b[^\n]{0,30}(?:timed? ?out|timeout|no reply|unanswered)"),
-    _r("http_502_503_504", "http_unavailable", _STATUS + r"50[234]\b|service unavailable|bad gateway|gateway time-?out"),
+    # websockets' debug log or the test's prints: the platform's stand-in for a user whose token it did not read
+    _r("auth_ignored", "ws_auth_ignored", r"\buser_?id\\*[\"']?\s*[:=]\s*\\*[\"'](?:demo-user-\d+|demo-use\.\.\.|relaxed_)",
+       sequence=True),
+    _r("http_502_503_504", "http_unavailable", _UNAVAILABLE, _e2e_method_unavailable),
     _r("http_5xx", "http_server_error", _STATUS + r"5\d\d\b|internal server error"),
     _r("http_401_403", "http_auth_rejected", _STATUS + r"40[13]\b|\bunauthorized\b|\bforbidden\b"),
     _r("http_404", "http_not_found", _STATUS + r"404\b|404 not found"),
@@ -301,8 +338,9 @@ _ACCEPTED = re.compile(
 _FAILED = re.compile(r"\b[45]\d\d\b|error|fail|timed? ?out|refused|reject|\bclosed?\b|unavailable|forbidden"
                      r"|unauthori[sz]ed|denied|no (?:response|reply|events?)|not respond|degraded|unhealthy")
 # The contract's own replies to an invalid request: a test that provoked them and saw them is honest.
-# Prefixes too: websockets' debug log elides the middle of a long frame ('…,"error_code":"JSON_PA...').
-_EXPECTED_REPLY = re.compile(r"(?i)\bjson_pa|\binvalid_m|please enter a message")
+# Prefixes too: websockets' debug log keeps a long frame's first 47 characters and elides the middle
+# ('…,"error_code":"JSON_PA...', '{"type":"error","message":"Please enter a messa...mp":1795994409.83}').
+_EXPECTED_REPLY = re.compile(r"(?i)\bjson_pa|\binvalid_m|please enter a me")
 
 #: What, in a testcase's own output, admits that something failed, line by line (lowercase patterns,
 #: matched against the lowercased output: see :data:`_ADMITTED`). Normal closes
@@ -432,14 +470,22 @@ _WS_FRAMES = re.compile(r"websockets\.client\b.*?(?:> text '\{[^'\n]*?\"type\": 
 _RUN_ENDS = ("agent_completed", "agent_error", "agent_failed", "agent_death")
 
 
-def _unfinished_runs(low: Sequence[str]) -> list[Finding]:
+# A test's own word that it waited for more and nothing came ("[INFO] No more events received within timeout").
+# Alone it says nothing (a healthy run prints it after agent_completed); beside an agent request that no
+# event answered before the session ended, it says that the client waited.
+_WAITED_IN_VAIN = re.compile(r"no (?:more |further )?(?:events?|messages?|responses?)(?: received)? (?:within|before)"
+                             r" (?:the )?timeout")
+
+
+def _unfinished_runs(low: Sequence[str], said_waited: int | None = None) -> list[Finding]:
     """The lines of websockets' debug log where an agent request went out ("> TEXT '{… "type": "start_agent"…")
     and the session ended ("CLOSE", "EOF") while the client was still waiting: after the request, or
     after the last agent event, a heartbeat, a ping or the ack of that request arrived (they answer
     nothing, but show that the client waited; a client that closes right after the welcome or an event
-    did not): the request and the end when no agent event came; the last agent event and the end
-    when the run never reached agent_completed (nor agent_error). An error reply answers the
-    request. Sessions that interleave are read in order, not told apart."""
+    did not), or the test said it waited in vain (``said_waited``: the number of that line, which the
+    finding then holds too): the request and the end when no agent event came; the last agent event
+    and the end when the run never reached agent_completed (nor agent_error). An error reply answers
+    the request. Sessions that interleave are read in order, not told apart."""
     found: list[Finding] = []
     request: tuple[int, str] | None = None
     last_event, waited = None, False
@@ -461,9 +507,10 @@ def _unfinished_runs(low: Sequence[str]) -> list[Finding]:
         elif m.group("ping") or m.group("reply") == "heartbeat" or m.group("acked") == request[1]:
             waited = True
         elif m.group("end"):
-            if waited:
-                found.append(("agent_unanswered", (request[0], n)) if last_event is None
-                             else ("agent_unfinished", (last_event, n)))
+            if waited or said_waited is not None:
+                shown = (request[0], n) if last_event is None else (last_event, n)
+                found.append(("agent_unanswered" if last_event is None else "agent_unfinished",
+                              shown if waited else (*shown, said_waited)))
             request = None
     return found
 
@@ -506,6 +553,33 @@ def _run_anomalies(low: Sequence[str]) -> list[Finding]:
     return found
 
 
+# The user a session was welcomed as (or an ack or event carried), when it is one of the platform's stand-ins
+# for a user whose token it never read (real-platform/README.md): DEMO_MODE's demo-user-001 and the anonymous
+# relaxed_<hex>, whole or as the welcome shortens them ("demo-use...", "relaxed_..."). JSON, a Python repr, or
+# JSON quoted inside a structured log record.
+_STAND_IN = re.compile(r"\buser_?id\\*[\"']?\s*[:=]\s*\\*[\"'](demo-user-\d+|demo-use\.\.\.|relaxed_[0-9a-f]*(?:\.\.\.)?)")
+# What a test says about whose credentials it made or holds ("Created staging JWT for EXISTING user: X",
+# "Token represents REAL USER in staging database: X", "JWT token for: X", "Selected user: X").
+_OUR_USER = re.compile(r"(?:\b(?:jwt|token)\b[^\n:]{0,60}?\b(?:for|represents)\b[^\n:]{0,40}:|\bselected user:)"
+                       r"\s*([a-z0-9][\w.@+-]*)")
+_SENT_LOG = re.compile(r"websockets\.client\b.*?> text ")
+
+
+def _not_our_user(low: Sequence[str]) -> list[Finding]:
+    """The lines where the platform named one of its stand-in users (:data:`_STAND_IN`) as the session's user
+    while the same output says the test's credentials were made for another user: the token was not read.
+    Each finding holds the lines naming our users and the line naming the stand-in. Nothing when the output
+    names no user of ours (then nothing says the stand-in is not ours), nor for what the test itself sent."""
+    ours = {m.group(1).rstrip(".,;"): n for n, line in enumerate(low) for m in _OUR_USER.finditer(line)}
+    identity = Identity.of(*ours)
+    if not identity:
+        return []
+    named = tuple(sorted(set(ours.values())))
+    return [("auth_ignored", (*named, n)) for n, line in enumerate(low)
+            if not _SENT_LOG.search(line)
+            and any(identity.matches(m.group(1)) is False for m in _STAND_IN.finditer(line))]
+
+
 def admissions(output: str, context: str = "") -> Admission | None:
     """What ``output`` (one testcase's captured output) admits failed, or None when it admits nothing.
 
@@ -514,7 +588,8 @@ def admissions(output: str, context: str = "") -> Admission | None:
     the same line), is kept, in the output's order, and so are the sequences a structural reading of
     websockets' debug log finds (a normal close the server sent first, a session broken on the wire,
     an agent run the session ended unfinished, a run's events out of order, a second run in a
-    one-request test). The category is the earliest in :data:`RULES` order of the rule that matches
+    one-request test), and a session welcomed as one of the platform's stand-in users while the test's
+    credentials were made for another (:func:`_not_our_user`). The category is the earliest in :data:`RULES` order of the rule that matches
     the flagged lines (refined with ``context``, the same testcase's failure text) and the rules
     that name the sequences; lines that only a label flags and no rule names are ``unknown``. Pure.
     """
@@ -527,7 +602,10 @@ def admissions(output: str, context: str = "") -> Admission | None:
     if "close 10" in lowered:
         structures += _server_closed_first(low)
     if "websockets.client" in lowered:
-        structures += _broken_sessions(low) + _unfinished_runs(low) + _run_anomalies(low)
+        said = next(iter(_line_numbers(_WAITED_IN_VAIN, lowered)), None)
+        structures += _broken_sessions(low) + _unfinished_runs(low, said) + _run_anomalies(low)
+    if "demo-use" in lowered or "relaxed_" in lowered:
+        structures += _not_our_user(low)
     numbers = sorted(flagged.union(*(nums for _, nums in structures)))
     lines = list(dict.fromkeys(original[n].strip() for n in numbers))
     if not lines:
@@ -903,7 +981,7 @@ def diagnose(case: JUnitCase, related: Sequence[str] = ()) -> Diagnosis:
 
 # websockets' debug log of a refused upgrade: "< HTTP/1.1 403 Forbidden" then "< Content-Length: 0".
 _BARE_403 = re.compile(r"(?is)< HTTP/1\.1 40[13] [^\n]*\n(?:[^\n]*< [^\n]*\n){0,12}?[^\n]*< content-length: 0\b")
-_AUTH_REFUSED = re.compile(r"(?i)[^\n]*/auth/[^\n]*\b(?:401|403)\b[^\n]*")
+_AUTH_REFUSED = re.compile(r"(?i)[^\n]*/auth/[^\n]*\b(?:401|403|503)\b[^\n]*")
 _AUTH_BODY = re.compile(r"(?i)websocket authentication failed|invalid token|token (?:expired|invalid)|not authenticated")
 
 
@@ -921,8 +999,16 @@ def _category_notes(category: str, own: str, related: Sequence[str]) -> list[str
                          "WebSocket route (a GET on the same path answering 200 would)")
         refused = _AUTH_REFUSED.search(own)
         if refused:
-            notes.append(f"triage: its output also shows the auth service refusing a token request "
+            notes.append(f"triage: its output also shows the auth service failing a token request "
                          f"({refused.group(0).strip()[:200]}): the token the upgrade carried may be a fallback")
+    if category == "auth_unavailable" and not _RULE["e2e_not_configured"].pattern.search(own):
+        notes.append("triage: the E2E token endpoint answered 503 while the same host answered another path: the "
+                     "service is up. The contract's E2E endpoint answers 503 when it is not configured; the body "
+                     "that would say so is not in this testcase's evidence")
+    if category == "ws_auth_ignored":
+        notes.append("triage: demo-user-001 (DEMO_MODE) and relaxed_<hex> (a session whose token was not read) are the "
+                     "platform's stand-ins for a user it did not authenticate; the lines above show whom the test's "
+                     "credentials were made for")
     if category == "ws_internal_error":
         notes.append("triage: whether the server closed before or after the first client message is unknown — a JUnit "
                      "file does not record the frames")

@@ -45,6 +45,8 @@ SAMPLES = {
                    + LOG + "< TEXT '{\"type\":\"agent_started\",\"run_id\":\"run_f1de5c3e2...}' [90 bytes]",
     "dropped_session": "DEBUG    websockets.client:protocol.py:175 = connection is OPEN\n"
                        "DEBUG    websockets.client:protocol.py:574 < EOF",
+    "auth_ignored": "[SUCCESS] Created staging JWT for EXISTING user: staging-e2e-user-002\n"
+                    '[INFO] WebSocket response received: {"type":"connection_established","data":{"user_id":"demo-use..."}}',
     "health_body": 'AssertionError: {"status":"degraded","checks":{"redis":"Timeout connecting to server"}}',
     "e2e_not_configured": 'AssertionError: Failed to get test token: 503 - {"detail": "E2E authentication not configured"}',
     "agent_failed": 'AssertionError: received agent_error: {"type": "agent_error", "data": {"error_message": "boom"}}',
@@ -175,13 +177,18 @@ def test_no_testcase_changes_another_ones_category():
                 stdout="received 1011 (internal error) Internal error; then sent 1011 (internal error) Internal error"),
         failing("AssertionError: assert 0 > 0", name="test_events",
                 stdout="[ERROR] Unexpected WebSocket connection error: no close frame received or sent"),
+        junit_case("test_token", stdout="[SUCCESS] Created staging JWT for EXISTING user: staging-e2e-user-002"),
+        junit_case("test_welcome", stdout='[INFO] received: {"type":"connection_established","data":{"user_id":"demo-use..."}}'),
+        junit_case("test_health", stdout='HTTP Request: GET http://a:8000/health "HTTP/1.1 200 OK"'),
+        junit_case("test_auth", stdout='HTTP Request: POST http://a:8000/auth/e2e/test-auth "HTTP/1.1 503 Service Unavailable"'),
     ]
     related = related_evidence(cases)
     together = [(d.status, d.category) for d in (diagnose(c, related) for c in cases)]
     alone = [(d.status, d.category) for d in (diagnose(c) for c in cases)]
     assert together == alone
     assert together == [("pass", "ok"), ("fail", "ws_upgrade_auth_rejected"), ("fail", "unknown"), ("pass", "ok"),
-                        ("fail", "ws_internal_error"), ("fail", "ws_abnormal_close")]
+                        ("fail", "ws_internal_error"), ("fail", "ws_abnormal_close"), ("pass", "ok"), ("pass", "ok"),
+                        ("pass", "ok"), ("fail", "http_unavailable")]
 
 
 # -- evidence fields ----------------------------------------------------------------------------------------
@@ -362,6 +369,30 @@ def test_the_admission_patterns_are_lowercase_because_they_read_lowercased_outpu
     (SAMPLES["foreign_run"], "cross_user_leak"),
     ("WARNING  tests.e2e.staging.test_real:test_real.py:325 Timeout waiting for events after 30.0s", "agent_no_events"),
     ("[WARNING] graceful degradation: the agent did not respond", "unknown"),  # a label, no rule names it
+    (SAMPLES["auth_ignored"], "ws_auth_ignored"),
+    # no frame shows the wait, but the test says it waited: a request nothing answered, a run that stopped
+    (LOG + "> TEXT '{\"type\": \"message\", \"content\": \"Test WebSocket ...}' [123 bytes]\n"
+     + LOG + "< TEXT '{\"type\":\"connection_established\",\"data\":{\"mode\"...}' [488 bytes]\n"
+     + LOG + "> CLOSE 1000 (OK) [2 bytes]\n[INFO] Received event: connection_established\n"
+       "[INFO] No more events received within timeout", "agent_no_events"),
+    (LOG + "> TEXT '{\"type\": \"message\", \"content\": \"Test WebSocket ...}' [123 bytes]\n"
+     + LOG + "< TEXT '{\"type\":\"agent_started\",\"run_id\":\"run_84f53c13e...}' [297 bytes]\n"
+     + LOG + "< TEXT '{\"type\":\"tool_executing\",\"run_id\":\"run_84f53c13...}' [306 bytes]\n"
+     + LOG + "> CLOSE 1000 (OK) [2 bytes]\n[INFO] No more events received within timeout", "agent_incomplete"),
+    # the events carry the stand-in whole (a Python repr), the token was made for another user
+    ("[SSOT AUTH] Session seed: 5986648, Selected user: staging-e2e-user-002\n"
+     "INFO     tests.e2e.t:t.py:509 Execution metrics: events_received=[{'type': 'agent_started', 'user_id': "
+     "'demo-user-001', 'run_id': 'run_1'}]", "ws_auth_ignored"),
+    # the anonymous fallback a ?token= gets, in an ack, quoted inside a structured log record
+    ("[SUCCESS] Created staging-compatible JWT token for: staging-e2e-user-001\n"
+     '{"severity":"INFO","message":"got {\\"type\\":\\"ack\\",\\"user_id\\":\\"relaxed_3fa9c2d1\\"}"}', "ws_auth_ignored"),
+    # the E2E endpoint not serving while its host serves /health: not configured (the body is not logged)
+    ('INFO     httpx:_client.py:1025 HTTP Request: GET http://127.0.0.1:8000/health "HTTP/1.1 200 OK"\n'
+     "DEBUG    httpcore.http11:_trace.py:87 receive_response_headers.complete return_value=(b'HTTP/1.1', 503, "
+     "b'Service Unavailable', [])\n"
+     'INFO     httpx:_client.py:1740 HTTP Request: POST http://127.0.0.1:8000/auth/e2e/test-auth '
+     '"HTTP/1.1 503 Service Unavailable"\n'
+     "[WARNING] SSOT staging auth bypass failed: No valid bypass key found", "auth_unavailable"),
 ])
 def test_a_pass_whose_own_output_admits_a_failure_is_that_failure(output, category):
     d = diagnose(junit_case("test_websocket_connection", time=0.2, stdout=output))
@@ -382,6 +413,20 @@ def test_a_pass_whose_own_output_admits_a_failure_is_that_failure(output, catego
     "[SUCCESS] This fixes WebSocket 403 authentication failures",  # a boast, not a failure
     "HTTP Request: GET http://127.0.0.1:8000/api/agents/status \"HTTP/1.1 404 Not Found\"",  # a probe
     "DEBUG    websockets.client:client.py:318 < HTTP/1.1 101 Switching Protocols",
+    # the reply to an empty request, its middle elided by websockets' log (the frame carries a timestamp)
+    "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"error\",\"message\":\"Please enter a messa..."
+    "mp\":1795994409.8363287}' [82 bytes]",
+    # a stand-in user, but nothing in the output says whose the test's credentials were
+    '[INFO] WebSocket response received: {"type":"connection_established","data":{"user_id":"demo-use..."}}',
+    # the stand-in is the user the test's token was made for
+    "[SUCCESS] Created staging JWT for EXISTING user: demo-user-001\n"
+    '[INFO] WebSocket response received: {"type":"connection_established","data":{"user_id":"demo-use..."}}',
+    # the stand-in is in what the test sent, not in what the platform answered
+    "[SUCCESS] Created staging JWT for EXISTING user: staging-e2e-user-002\n"
+    "DEBUG    websockets.client:protocol.py:745 > TEXT '{\"type\": \"ping\", \"user_id\": \"demo-user-001\"}' [47 bytes]",
+    # welcomed as a user the output does not name, who is no stand-in: nothing tells whose token was sent
+    "[SUCCESS] Created staging JWT for EXISTING user: staging-e2e-user-001\n"
+    '[INFO] WebSocket response received: {"type":"connection_established","data":{"user_id":"e2e-stag..."}}',
     # a request the test did not wait for: it closed at once
     "DEBUG    websockets.client:protocol.py:745 > TEXT '{\"type\": \"execute_agent\", \"agent\": \"\"}' [51 bytes]\n"
     "DEBUG    websockets.client:protocol.py:745 > CLOSE 1000 (OK) [2 bytes]",
@@ -399,6 +444,11 @@ def test_a_pass_whose_own_output_admits_a_failure_is_that_failure(output, catego
     + LOG + "< TEXT '{\"type\":\"agent_started\",\"run_id\":\"run_f1de5c3e2...}' [90 bytes]\n"
     + LOG + "< TEXT '{\"type\":\"agent_completed\",\"run_id\":\"run_68ab9af...}' [90 bytes]\n"
     + LOG + "< TEXT '{\"type\":\"agent_completed\",\"run_id\":\"run_f1de5c3...}' [90 bytes]",
+    # the same words after a finished run: the test waited for more than the run sent, nothing failed
+    LOG + "> TEXT '{\"type\": \"message\", \"content\": \"Test WebSocket ...}' [123 bytes]\n"
+    + LOG + "< TEXT '{\"type\":\"agent_started\",\"run_id\":\"run_0eb7e9777...}' [297 bytes]\n"
+    + LOG + "< TEXT '{\"type\":\"agent_completed\",\"run_id\":\"run_0eb7e97...}' [412 bytes]\n"
+    + LOG + "> CLOSE 1000 (OK) [2 bytes]\n[INFO] No more events received within timeout",
     # answered: an agent event came
     "DEBUG    websockets.client:protocol.py:745 > TEXT '{\"type\": \"start_agent\", \"payload\": {...}}' [192 bytes]\n"
     "DEBUG    websockets.client:protocol.py:599 < TEXT '{\"type\":\"heartbeat\",\"timestamp\":1.0}' [51 bytes]\n"
@@ -424,3 +474,49 @@ def test_an_error_frame_in_the_output_of_a_1011_failure_names_what_failed():
                          stdout="DEBUG    websockets.client:protocol.py:599 < TEXT "
                                 "'{\"type\":\"error_message\",\"error_code\":\"CONNECTIO...mp\":1.0}' [164 bytes]"))
     assert (d.category, d.rule) == ("ws_error_frame", "error_frame")
+
+
+# -- the E2E endpoint's 503: not configured, or not serving ------------------------------------------------------
+
+HEALTH_200 = 'INFO     httpx:_client.py:1025 HTTP Request: GET http://127.0.0.1:8000/health "HTTP/1.1 200 OK"'
+E2E_503 = 'INFO     httpx:_client.py:1740 HTTP Request: POST http://127.0.0.1:8000/auth/e2e/test-auth ' \
+          '"HTTP/1.1 503 Service Unavailable"'
+
+
+@pytest.mark.parametrize("output, category", [
+    (f"{HEALTH_200}\n{E2E_503}", "auth_unavailable"),
+    (f"{E2E_503}\n{HEALTH_200}", "auth_unavailable"),  # in either order
+    # nothing shows the service up: a 503 of the whole service looks the same
+    (E2E_503, "http_unavailable"),
+    # another host answered: it says nothing of the auth service
+    (f"{HEALTH_200.replace('127.0.0.1:8000', 'backend:8000')}\n{E2E_503}", "http_unavailable"),
+    # another path of the same host was not serving either
+    (f"{HEALTH_200}\n{E2E_503}\n" + 'HTTP Request: GET http://127.0.0.1:8000/api/health "HTTP/1.1 503 Service Unavailable"',
+     "http_unavailable"),
+    # the E2E endpoint itself answering 200 another time is no sign of the rest of the service
+    (f"{E2E_503}\n" + 'HTTP Request: POST http://127.0.0.1:8000/auth/e2e/test-auth "HTTP/1.1 200 OK"', "http_unavailable"),
+])
+def test_a_503_of_the_e2e_endpoint_is_auth_unavailable_only_while_its_host_serves_another_path(output, category):
+    d = diagnose(junit_case("test_health_check", time=1.2, stdout=output))
+    assert (d.status, d.category) == ("fail", category)
+    assert ("the body that would say so is not in this testcase's evidence" in d.detail) == (category == "auth_unavailable")
+
+
+def test_the_e2e_endpoints_503_in_the_output_of_a_refused_upgrade_is_shown_beside_it():
+    d = diagnose(failing(REFUSED, stdout=f"{HEALTH_200}\n{E2E_503}\n[FALLBACK] Created direct JWT token: e2e-test..."))
+    assert (d.category, d.http_status) == ("ws_upgrade_auth_rejected", 403)
+    assert "auth service failing a token request" in d.detail and "/auth/e2e/test-auth" in d.detail
+
+
+def test_a_session_welcomed_as_a_stand_in_names_our_user_and_the_stand_in():
+    d = diagnose(junit_case("test_websocket_connection", time=0.2, stdout=SAMPLES["auth_ignored"]))
+    assert (d.status, d.category, d.rule) == ("fail", "ws_auth_ignored", "auth_ignored")
+    assert "staging-e2e-user-002" in d.detail and "demo-use..." in d.message
+    assert "stand-ins for a user it did not authenticate" in d.detail
+
+
+def test_a_session_failure_of_its_own_comes_before_whose_session_it_was():
+    d = diagnose(junit_case("test_websocket_connection", time=0.2, stdout=SAMPLES["auth_ignored"] + "\n"
+                            "DEBUG    websockets.client:protocol.py:599 < CLOSE 1011 (internal error) Internal error"))
+    assert (d.status, d.category) == ("fail", "ws_internal_error")
+    assert "demo-use..." in d.detail  # still shown among the lines the output admits

@@ -12,9 +12,9 @@
     by ``/tmp/zen_tools/inner_refserver.sh`` against ``netra-nb serve --era mid --fault PROFILE``
     behind a 100 ms RTT proxy, with the prints and logs captured: ``DELAY_MS=50 ...
     inner_refserver.sh mid PROFILE rtt100_PROFILE --capture=fd -o junit_logging=all $SUITE``) from
-    ``--junit-dir`` and keeps ``platform/PROFILE.xml.gz``. ``none`` is the healthy baseline. Adding
-    a profile: run the suite for it, ``make_corpus.py platform PROFILE``, and add its row to
-    ``profiles.csv``.
+    ``--junit-dir`` (the folder the run's ``JUNIT_DIR`` named) and keeps ``platform/PROFILE.xml.gz``.
+    ``none`` is the healthy baseline. Adding a profile: run the suite for it,
+    ``make_corpus.py platform --junit-dir DIR PROFILE``, and add its row(s) to ``profiles.csv``.
 
 Every text and attribute is redacted with the kit's :func:`netra_nb.redact.redact`, with the
 reference platform's test secrets registered (read from ``inner_refserver.sh``), before it is
