@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from . import auth
+from . import auth, wire
 from .frames import AGENT_EVENTS, FAILURE_EVENTS, Normalized
 from .http import HttpObservation, http_call, new_client
 from .judge import (Identity, Verdict, agent_run_view, close_category, judge_agent_run, judge_execute, judge_http,
@@ -163,6 +163,7 @@ class Context:
         self.shared: dict[str, asyncio.Task[Any]] = {}
         self.records: list[Record] = []
         self.frames: list[Frame] = []
+        self._wire_params = False  # the params' summary goes to wire.jsonl once per context
 
     @property
     def user_id(self) -> str | None:
@@ -273,6 +274,8 @@ class Context:
         deadline = self.deadline_for(spec)
         live: list[Any] = []
         scope = _LIVE.set(live)
+        recording = wire.scope(self.run_dir, self.phase, name, None if self._wire_params else self.params)
+        self._wire_params = True
         try:
             async with asyncio.timeout(deadline):
                 outcome = await spec.fn(self)
@@ -284,6 +287,7 @@ class Context:
             tb = clip("".join(traceback.format_exception(exc)), 2000, tail=True)
             outcome = Outcome(Verdict("error", "client_error", f"the check crashed: {type(exc).__name__}: {clip(str(exc), 200)}", tb))
         finally:
+            wire.leave(recording)
             _LIVE.reset(scope)
         duration = time.perf_counter() - t0
         record = self._record(spec, outcome, started_at, duration)
