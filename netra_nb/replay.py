@@ -52,6 +52,8 @@ HANG_MARGIN = 3.0
 #: At most this long waiting for a client message or close the recording shows.
 WAIT_CAP = 120.0
 _PROBE_PATH = re.compile(r"^/netra-nb-no-such-route-[0-9a-f]+$")
+#: httpx's and asyncio's timeouts: the recorded request got no answer in time (a hang to replay)
+_TIMEOUT_ERROR = re.compile(r"^(?:ReadTimeout|WriteTimeout|PoolTimeout|ConnectTimeout|TimeoutException|TimeoutError)\b")
 _IDS = re.compile(r"\b(?:run|thread)_[0-9a-f]{12}\b")
 
 
@@ -61,6 +63,14 @@ def norm_path(path: str) -> str:
 
 def _norm_msg(text: str | None) -> str:
     return _IDS.sub("<id>", text or "")
+
+
+def _body_key(text: str) -> Any:
+    """A request body for matching: parsed when it is JSON (the recorder and the client may space it differently)."""
+    try:
+        return json.dumps(json.loads(text), sort_keys=True)
+    except ValueError:
+        return text
 
 
 def _msg_type(text: str | None) -> str:
@@ -87,7 +97,7 @@ class WsScript:
 
     @property
     def key(self) -> tuple[str, str]:
-        return norm_path(self.upgrade.get("path") or "/"), self.upgrade.get("token") or "none"
+        return norm_path(self.upgrade.get("path") or "/"), self.upgrade.get("caller") or "none"
 
     @property
     def sent(self) -> list[dict[str, Any]]:
@@ -200,15 +210,15 @@ class ReplayState:
         if not cands:
             await self.not_recorded(f"{method} {path}")(scope, receive, send)
             return
-        want = clip(body.decode("utf-8", "replace"), BODY_KEEP) if body else ""
+        want = _body_key(clip(body.decode("utf-8", "replace"), BODY_KEEP) if body else "")
         query = redact(request.url.query)
-        ex = (next((c for c in cands if not c.used and c.row.get("req_body") == want
+        ex = (next((c for c in cands if not c.used and _body_key(c.row.get("req_body") or "") == want
                     and c.row.get("query") == query), None)
               or next((c for c in cands if not c.used), None) or cands[-1])
         ex.used = True
         row = ex.row
         if row.get("status") is None:
-            if row.get("timed_out"):
+            if row.get("timed_out") or _TIMEOUT_ERROR.match(str(row.get("error") or "")):
                 await self._hang(request, float(row.get("duration_s") or 0) + HANG_MARGIN)
                 response = JSONResponse({"detail": "replay: the recorded request got no answer in time"}, 504,
                                         headers={REPLAY_HEADER: self.header})

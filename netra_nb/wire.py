@@ -227,7 +227,7 @@ class WireSession:
         elif status is not None:
             upgrade_s = obs.duration_s - (obs.dns_s or 0) - (obs.connect_s or 0)
         self.rows.append(self.scope.row(
-            "ws_upgrade", self.id, path=path, query=query, token=self.token_key,
+            "ws_upgrade", self.id, path=path, query=query, caller=self.token_key,
             offered=[redact(p) for p in session.subprotocols], status=status,
             subprotocol=redact(headers.get("sec-websocket-protocol")) if status == 101 else None,
             headers=_headers(headers), body=clip(obs.upgrade_body, BODY_KEEP), stage=obs.stage,
