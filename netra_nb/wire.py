@@ -15,6 +15,7 @@ in README ("Record, replay and the corpus for an incident review").
 from __future__ import annotations
 
 import json
+import re
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -38,7 +39,8 @@ SCHEMA = 1
 BODY_KEEP = 64 * 1024  # characters of a body kept (redacted first, then cut)
 FRAME_KEEP = 64 * 1024  # characters of a frame kept
 HEADER_KEEP = 1000
-_SENSITIVE_HEADER = ("authorization", "cookie", "set-cookie", "proxy-authorization")
+#: headers whose value is a credential whatever it looks like (the bypass key's x-e2e-bypass-key, x-api-key, cookies)
+_SENSITIVE_HEADER = re.compile(r"(?i)auth|cookie|key|token|secret|passw|credential|signature")
 
 
 @dataclass
@@ -114,7 +116,7 @@ def _headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str
     out: dict[str, str] = {}
     for k, v in items:
         k = str(k).lower()
-        if k in _SENSITIVE_HEADER:
+        if _SENSITIVE_HEADER.search(k) and k not in ("sec-websocket-key", "sec-websocket-accept"):
             scheme = str(v).split(" ", 1)[0] if " " in str(v) else ""
             out[k] = f"{scheme} {REDACTED}".strip()
         else:

@@ -13,6 +13,7 @@ from netra_nb import cli
 from netra_nb.redact import known_secrets
 from netra_nb.refserver import FAULTS
 from netra_nb.replay import ReplayServer
+from netra_nb.report import write_summary_md
 from netra_nb.wire import REPLAY_HEADER, WIRE_FILE, read_wire, replay_of
 from replay_helpers import recorded_verdicts, replay_and_compare, run_checks
 
@@ -57,6 +58,10 @@ def test_a_healthy_run_replays_and_the_replay_says_what_it_replays(platform, tmp
     info = replay_of(replayed)
     assert info == {"run": "recorded", "env": "staging", "started_at": "2026-12-06T21:00:00+00:00",
                     "run_id": "abc123"}
+    # the report's first screen (HTML and summary.md) says so, and of what; the original's does not
+    text = write_summary_md(replayed).read_text()
+    assert "A replay" in text and "`recorded`" in text and "**staging**" in text and "2026-12-06 21:00:00 UTC" in text
+    assert "A replay" not in write_summary_md(run_dir).read_text()
 
 
 def test_the_wire_file_holds_every_exchange_in_its_schema_and_no_secret(platform, tmp_path):
