@@ -117,8 +117,8 @@ def _headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str
     for k, v in items:
         k = str(k).lower()
         if _SENSITIVE_HEADER.search(k) and k not in ("sec-websocket-key", "sec-websocket-accept"):
-            scheme = str(v).split(" ", 1)[0] if " " in str(v) else ""
-            out[k] = f"{scheme} {REDACTED}".strip()
+            scheme = str(v).split(" ", 1)[0]
+            out[k] = f"{scheme} {REDACTED}" if scheme.lower() in ("bearer", "basic", "token", "digest") else REDACTED
         else:
             out[k] = clip(str(v), HEADER_KEEP)
     return out
