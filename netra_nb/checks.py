@@ -274,7 +274,7 @@ class Context:
         deadline = self.deadline_for(spec)
         live: list[Any] = []
         scope = _LIVE.set(live)
-        recording = wire.scope(self.run_dir, self.phase, name, None if self._wire_params else self.params)
+        recording = wire.scope(self.run_dir, self.phase, name, self.params, write_params=not self._wire_params)
         self._wire_params = True
         try:
             async with asyncio.timeout(deadline):

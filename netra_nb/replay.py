@@ -51,6 +51,8 @@ __all__ = ["Recording", "ReplayServer", "load_recording", "replay_main", "HANG_M
 HANG_MARGIN = 3.0
 #: At most this long waiting for a client message or close the recording shows.
 WAIT_CAP = 120.0
+#: A recorded auth service on a host of its own is served under this path (``auth_url`` = the replay + it).
+AUTH_PREFIX = "/_auth"
 _PROBE_PATH = re.compile(r"^/netra-nb-no-such-route-[0-9a-f]+$")
 #: httpx's and asyncio's timeouts: the recorded request got no answer in time (a hang to replay)
 _TIMEOUT_ERROR = re.compile(r"^(?:ReadTimeout|WriteTimeout|PoolTimeout|ConnectTimeout|TimeoutException|TimeoutError)\b")
@@ -112,9 +114,14 @@ class WsScript:
 @dataclass
 class Recording:
     info: dict[str, Any]
-    http: dict[tuple[str, str], list[HttpExchange]]
+    http: dict[tuple[str, str, str], list[HttpExchange]]  # (service, method, path)
     ws: dict[tuple[str, str], list[WsScript]]
     params: dict[str, Any]
+
+    @property
+    def auth_prefix(self) -> str:
+        """Where the replay serves a separate auth service's answers (the recording had it on a host of its own)."""
+        return AUTH_PREFIX if any(service == "auth" for service, _, _ in self.http) else ""
 
     def params_dict(self, srv: "ReplayServer", *, key_env: str = "E2E_OAUTH_SIMULATION_KEY",
                     secret_env: str = "JWT_SECRET_KEY", token_env: str = "STAGING_TEST_JWT_TOKEN") -> dict[str, Any]:
@@ -126,7 +133,8 @@ class Recording:
         timeouts = dict(p.get("timeouts") or {})
         return {"name": p.get("env") or "replay", "base_url": srv.base_url + (p.get("base_path") or ""),
                 "ws_url": srv.ws_url.rsplit("/", 1)[0] + (p.get("ws_path") or "/ws"),
-                "auth_url": srv.base_url + (p.get("auth_path") or ""), "allow_test_auth": True, "auth": auth,
+                "auth_url": srv.base_url + self.auth_prefix + (p.get("auth_path") or ""), "allow_test_auth": True,
+                "auth": auth,
                 "timeouts": timeouts, "agent": dict(p.get("agent") or {}),
                 "orchestration": dict(p.get("orchestration") or {}), "sla": dict(p.get("sla") or {})}
 
@@ -150,12 +158,13 @@ def load_recording(run_dir: str | Path) -> Recording:
     params = next((r for r in rows if r.get("kind") == "params"), {})
     info = {"run": run.get("run") or run_dir.name, "env": run.get("env") or params.get("env"),
             "started_at": run.get("started_at"), "run_id": run.get("run_id")}
-    http: dict[tuple[str, str], list[HttpExchange]] = {}
+    http: dict[tuple[str, str, str], list[HttpExchange]] = {}
     scripts: dict[str, WsScript] = {}
     for r in sorted(rows, key=lambda r: (r.get("t") or 0)):
         kind = r.get("kind")
         if kind == "http":
-            http.setdefault((str(r.get("method")), norm_path(str(r.get("path")))), []).append(HttpExchange(r))
+            key = (r.get("service") or "backend", str(r.get("method")), norm_path(str(r.get("path"))))
+            http.setdefault(key, []).append(HttpExchange(r))
         elif kind == "ws_upgrade":
             scripts[r["session"]] = WsScript(r["session"], r)
     for r in rows:  # a session's lines are written together: order them by their own clock
@@ -205,8 +214,11 @@ class ReplayState:
     async def http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         request = Request(scope, receive)
         method, path = request.method, request.url.path
+        service = "backend"
+        if self.rec.auth_prefix and path.startswith(AUTH_PREFIX + "/"):
+            service, path = "auth", path[len(AUTH_PREFIX):]
         body = await request.body()
-        cands = self.rec.http.get((method, norm_path(path)))
+        cands = self.rec.http.get((service, method, norm_path(path)))
         if not cands:
             await self.not_recorded(f"{method} {path}")(scope, receive, send)
             return
@@ -476,7 +488,7 @@ def replay_main(run_dir: str, host: str = "127.0.0.1", port: int = 8000) -> int:
     print(f"replay of {info.get('run')} (env {info.get('env')}, started {info.get('started_at')}) at {srv.base_url}")
     print(f"  base_url: {srv.base_url}{p.get('base_path', '')}")
     print(f"  ws_url: {srv.ws_url.rsplit('/', 1)[0]}{p.get('ws_path') or '/ws'}")
-    print(f"  auth_url: {srv.base_url}{p.get('auth_path', '')}")
+    print(f"  auth_url: {srv.base_url}{srv.recording.auth_prefix}{p.get('auth_path', '')}")
     print("any token is accepted; Ctrl-C stops", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -49,6 +49,7 @@ class Scope:
     phase: str
     check: str
     origin: float
+    auth_host: str | None = None  # the auth service's host:port when it is not the backend's (see record_http)
     sessions: int = 0
     said: set[str] = field(default_factory=set)
 
@@ -84,12 +85,15 @@ def _origin(run_dir: Path) -> float:
     return _ORIGINS[run_dir]
 
 
-def scope(run_dir: Path | None, phase: str, check: str, params: Any = None) -> Any:
-    """Start recording for one check (``leave`` with the returned token). Without a run folder, nothing is."""
+def scope(run_dir: Path | None, phase: str, check: str, params: Any, write_params: bool = False) -> Any:
+    """Start recording for one check (``leave`` with the returned token). Without a run folder, nothing is.
+    ``write_params``: the first check of a context also records what a replay needs of the params."""
     if run_dir is None:
         return _SCOPE.set(None)
     s = Scope(run_dir, phase, check, _origin(run_dir))
-    if params is not None:
+    if params is not None and urlsplit(params.auth_url).netloc != urlsplit(params.base_url).netloc:
+        s.auth_host = urlsplit(params.auth_url).netloc
+    if write_params:
         s.write([s.row("params", f"{phase}/params", **_params_summary(params))])
     return _SCOPE.set(s)
 
@@ -152,6 +156,8 @@ def record_http(obs: Any, *, headers: Mapping[str, str] | None, json_body: Any, 
     if s is None:
         return
     path, query = _target(obs.url)
+    # the auth service on a host of its own (a dev stack's :8081): its /health is not the backend's
+    service = "auth" if s.auth_host and urlsplit(obs.url).netloc == s.auth_host else "backend"
     if json_body is not None:
         req_body = clip(json.dumps(json_body), BODY_KEEP)
     elif content:
@@ -159,7 +165,7 @@ def record_http(obs: Any, *, headers: Mapping[str, str] | None, json_body: Any, 
     else:
         req_body = ""
     body = obs.text if obs.status is not None else ""
-    row = s.row("http", s.session_id("h"), method=obs.method, path=path, query=query,
+    row = s.row("http", s.session_id("h"), service=service, method=obs.method, path=path, query=query,
                 req_headers=_headers(headers or {}), req_body=req_body, status=obs.status,
                 headers=_headers(obs.headers), body=clip(body, BODY_KEEP), body_size=len(obs.body),
                 body_truncated=len(body) > BODY_KEEP, duration_s=round(obs.duration_s, 6), ttfb_s=obs.ttfb_s,

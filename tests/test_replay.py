@@ -118,3 +118,18 @@ def test_serve_replay_refuses_a_folder_without_a_recording(tmp_path, capsys):
 def test_recorded_verdicts_are_the_results_rows(platform, tmp_path):
     run_dir, records = record(platform, tmp_path, "agent_error")
     assert recorded_verdicts(run_dir)[("agent_pipeline", "agent_run")] == ("fail", "agent_failed")
+
+
+def test_an_auth_service_of_its_own_keeps_its_own_answers(platform, tmp_path):
+    """The backend's /health fails while the auth service's /health (a host of its own) is up and its E2E endpoint
+    is not offered: the replay must not hand one service's /health answer to the other."""
+    backend = platform(faults=("http_split_health",))
+    auth = platform(faults=("auth_e2e_not_configured",))
+    run_dir = tmp_path / "recorded"
+    records = run_checks(params_for(backend, auth_url=auth.auth_url, timeouts=TIMEOUTS, sla=SLA), run_dir,
+                         ("connectivity",))
+    got = {r.check: (r.status, r.category) for r in records}
+    assert got["health"] == ("fail", "http_unavailable") and got["auth_token"] == ("fail", "auth_unavailable")
+    rows = [r for r in read_wire(run_dir / WIRE_FILE) if r["kind"] == "http" and r["path"] == "/health"]
+    assert {(r["service"], r["status"]) for r in rows} == {("backend", 503), ("auth", 200)}
+    assert replay_and_compare(run_dir, tmp_path / "replayed") == []
