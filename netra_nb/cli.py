@@ -149,7 +149,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
 
 def cmd_corpus(args: argparse.Namespace) -> int:
     from .corpus import corpus_add
-    entry = corpus_add(Path(args.run_dir), args.name, Path(args.root))
+    entry = corpus_add(Path(args.run_dir), args.name, Path(args.root), note=args.note)
     print(entry)
     return 0
 
@@ -213,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     corpus_add.add_argument("run_dir")
     corpus_add.add_argument("name")
     corpus_add.add_argument("--root", default="tests/corpus", help="the corpus folder (default tests/corpus)")
+    corpus_add.add_argument("--note", help="what the platform was (kept in the entry's run.json)")
     corpus_add.set_defaults(func=cmd_corpus)
 
     history = sub.add_parser("history", help="execute the history notebook")

@@ -4,7 +4,8 @@ An entry holds what a replay needs and what it must conclude, nothing secret:
 
 * ``wire.jsonl``: the run's wire recording (already redacted; redacted again on the way);
 * ``results.jsonl``: one row per check with its phase, status, category and message: the expected verdicts;
-* ``run.json``: which run it was (folder name, environment, start, run id, fault profile and era if a demo).
+* ``run.json``: which run it was (folder name, environment, start, run id, fault profile and era if a demo, and
+  the ``--note`` given: what the platform was).
 
 ``tests/test_corpus.py`` replays every entry and asserts each check's recorded status and category.
 """
@@ -44,7 +45,7 @@ def _results(path: Path) -> list[dict]:
     return rows
 
 
-def corpus_add(run_dir: Path, name: str, root: Path) -> Path:
+def corpus_add(run_dir: Path, name: str, root: Path, note: str | None = None) -> Path:
     """Copy ``run_dir``'s recording and verdicts to ``root/name``; the entry's path. ConfigError (exit 2) naming
     the path for a folder that is not a recorded run, a bad name or an entry that exists already."""
     check_name(name, "corpus entry name")
@@ -67,7 +68,7 @@ def corpus_add(run_dir: Path, name: str, root: Path) -> Path:
         (tmp / "results.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
         info = {"run": run.get("run") or run_dir.name, "env": run.get("env") or recording.info.get("env"),
                 "started_at": run.get("started_at"), "run_id": run.get("run_id"),
-                "fault": run.get("fault"), "era": run.get("era")}
+                "fault": run.get("fault"), "era": run.get("era"), "note": note}
         (tmp / "run.json").write_text(json.dumps(redact_obj(info), indent=1) + "\n")
         scrub_tree(tmp)
         load_recording(tmp)

@@ -19,6 +19,8 @@ def test_the_corpus_holds_the_incidents_it_promises():
     runs = {name: json.loads((CORPUS / name / "run.json").read_text()) for name in ENTRIES}
     faults = {r.get("fault") for r in runs.values()}
     assert {"ws_1011_after_welcome", "agent_error", "ws_403_no_route", None} <= faults
+    # and runs recorded against the real backend (realrun.sh: params named "real", no fault profile)
+    assert any(r.get("env") == "real" and r.get("fault") is None for r in runs.values())
 
 
 @pytest.mark.parametrize("entry", ENTRIES)
@@ -34,8 +36,10 @@ def test_corpus_add_makes_an_entry_that_replays(platform, tmp_path, capsys):
                run_dir,
                ("connectivity", "agent_pipeline"))
     root = tmp_path / "corpus"
-    assert cli.main(["corpus", "add", str(run_dir), "empty-result", "--root", str(root)]) == 0
+    assert cli.main(["corpus", "add", str(run_dir), "empty-result", "--root", str(root),
+                     "--note", "reference platform, agent_no_result"]) == 0
     entry = root / "empty-result"
+    assert json.loads((entry / "run.json").read_text())["note"] == "reference platform, agent_no_result"
     assert capsys.readouterr().out.strip().endswith(str(entry))
     assert sorted(p.name for p in entry.iterdir()) == ["results.jsonl", "run.json", "wire.jsonl"]
     rows = [json.loads(line) for line in (entry / "results.jsonl").read_text().splitlines()]
