@@ -556,7 +556,16 @@ async def check_discovery(ctx: Context) -> Outcome:
         missing = [s for s in ("backend", "auth") if s not in data["services"]]
         return f"services missing {missing}" if missing else None
 
-    return Outcome(judge_http(obs, validate=validate, sla_s=ctx.params.sla_http), http=obs)
+    verdict = judge_http(obs, validate=validate, sla_s=ctx.params.sla_http)
+    if verdict.category == "ok" and obs.json.get("available") is False:
+        # The real backend (zen beta-12..17) answers 200 with its built-in defaults when it found no discovery
+        # information, and says so: "available": false (its log: "No service discovery files found, returning
+        # fallback configuration"). Those URLs are the code's defaults (localhost:3000...), not this platform's.
+        verdict = Verdict("fail", "mock_fallback",
+                          "GET /api/discovery/services answered its fallback defaults: 'available': false (the "
+                          "platform found no discovery information; the services listed are built-in defaults)",
+                          f"HTTP {obs.status} in {obs.duration_s:.3f}s; body: {clip(obs.text, 1200)}")
+    return Outcome(verdict, http=obs)
 
 
 @check("auth_token", "connectivity", "http", "A token from the auth service",

@@ -408,6 +408,37 @@ def test_the_execute_endpoint_passes_only_on_the_agents_own_answer(answer, categ
     assert r.category == category, r.message
 
 
+#: beta-14/17's answer when no discovery file exists (their log: "No service discovery files found, returning
+#: fallback configuration"): the code's defaults, and "available": false
+FALLBACK_SERVICES = {"services": {
+    "backend": {"port": 8000, "url": "http://localhost:8000", "api_url": "http://localhost:8000",
+                "ws_url": "ws://localhost:8000/ws", "timestamp": "2026-12-06T21:14:41.035473", "cors_metadata": None},
+    "frontend": {"port": 3000, "url": "http://localhost:3000", "api_url": None, "ws_url": None,
+                 "timestamp": "2026-12-06T21:14:41.035473", "cors_metadata": None},
+    "auth": {"port": 8081, "url": "http://localhost:8081", "api_url": "http://localhost:8081", "ws_url": None,
+             "timestamp": "2026-12-06T21:14:41.035473", "cors_metadata": None}},
+    "timestamp": "2026-12-06T21:14:41.035599", "available": False}
+
+
+@pytest.mark.parametrize("available, verdict", [
+    (False, ("fail", "mock_fallback")),   # the platform says the list is its fallback defaults
+    (True, ("pass", "ok")),
+    (None, ("pass", "ok")),                # a shape without the flag is judged on its services alone
+])
+def test_service_discovery_does_not_pass_on_the_platforms_fallback_defaults(available, verdict):
+    answer = dict(FALLBACK_SERVICES)
+    if available is None:
+        del answer["available"]
+    else:
+        answer["available"] = available
+    with HttpStub({("GET", "/api/discovery/services"): Answer(200, answer)}) as srv:
+        r = run(params("ws://127.0.0.1:9/ws", srv.http_url, http=10), "service_discovery")["service_discovery"]
+    # a loaded machine may make the answer slower than the SLA: degraded is the same verdict for this rule
+    assert (r.status.replace("degraded", "pass"), r.category) == verdict, r.message
+    if available is False:
+        assert "'available': false" in r.message and '"available":false' in r.detail.replace(" ", "")
+
+
 # -- what is counted ---------------------------------------------------------------------------------------
 
 def test_http_bytes_are_the_bytes_on_the_wire():
