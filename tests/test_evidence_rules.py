@@ -498,6 +498,17 @@ def test_fleet_sessions_judge_their_own_run_and_report_leaks_under_isolation():
     assert (rs["user_isolation"].status, rs["user_isolation"].category) == ("fail", "cross_user_leak")
 
 
+def test_a_fleets_route_probes_carry_the_users_own_token():
+    # beta-14 with a ws_url that has no route: 403 whatever the token; /ws opens, and opens even a tokenless
+    # session (as an anonymous user). A probe of "the same token" at /ws must carry the user's token: this
+    # /ws refuses a tokenless upgrade, so a probe without one could not find the path that works.
+    with WsStub(healthy, serve_paths=("/ws",), tokenless=(403, b"")) as srv:
+        rs = run(params(f"ws://127.0.0.1:{srv.port}/api/nows"), "concurrent_agent_runs", phase="orchestration")
+    r = rs["concurrent_agent_runs"]
+    assert (r.status, r.category) == ("fail", "ws_route_missing"), r.message
+    assert "opens a session at /ws" in r.message and "point ws_url at /ws" in r.message
+
+
 def test_a_fleet_of_demo_users_fails_isolation_as_auth_ignored():
     async def demo(ws, me):
         await healthy(ws, "demo-user-001")
