@@ -141,8 +141,9 @@ def main() -> None:
     os.close(null)
     os.dup2(2, 1)
     requests = os.fdopen(ctl_in, "rb")
-    # Children are reaped by the kernel (no zombies to wait for); a forked kernel sets it back.
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    # Each kernel is reaped as soon as it exits (waited for, so that its CPU time counts as this process's
+    # children's, as a spawned kernel's counts as the runner's); a forked kernel sets the default back.
+    signal.signal(signal.SIGCHLD, _reap)
     for name, value in THREADLESS_ENV.items():
         os.environ.setdefault(name, value)
     os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)
@@ -171,7 +172,19 @@ def main() -> None:
             answer({"pid": pid})
         except Exception as exc:  # noqa: BLE001 - the caller starts its kernel the usual way
             answer({"error": f"{type(exc).__name__}: {exc}"})
+    _reap()
     os._exit(0)
+
+
+def _reap(*_: Any) -> None:
+    """Wait for every child that has exited (the SIGCHLD handler)."""
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 # -- the caller's side -----------------------------------------------------------------------------
@@ -279,20 +292,28 @@ class Zygote:
             pass
 
     def close(self) -> None:
-        """End the zygote now (safe twice, from a signal handler too)."""
+        """End the zygote: the end of its requests tells it to reap the kernels that exited and leave;
+        killed if it has not within a second (safe twice)."""
         self.broken = self.broken or "the zygote was closed"
-        self.kill()
-        for stream in (self.proc.stdin, self.proc.stdout):
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=1)
+        except Exception:  # noqa: BLE001 - busy (importing for a request never sent): killed
+            self.kill()
             try:
-                if stream is not None:
-                    stream.close()
+                self.proc.wait(timeout=5)
+            except Exception:  # noqa: BLE001
+                pass
+        self._worker.shutdown(wait=False, cancel_futures=True)  # a request in flight reads the end and fails
+        if self.proc.poll() is not None and self.proc.stdout is not None:
+            try:
+                self.proc.stdout.close()
             except OSError:
                 pass
-        try:
-            self.proc.wait(timeout=5)
-        except Exception:  # noqa: BLE001
-            pass
-        self._worker.shutdown(wait=False, cancel_futures=True)
 
 
 def forked_provisioner(km: Any, zygote: Zygote, *, log: Path | None, modules: list[str] | tuple[str, ...] = ()) -> Any:
