@@ -156,6 +156,10 @@ class Kernel:
                 km.provisioner = forked_provisioner(km, zygote, log=log, modules=modules)
                 await km.start_kernel(cwd=str(cwd), extra_arguments=arguments)
             except ZygoteError:
+                try:
+                    await km.cleanup_resources()  # the connection file and ports of the start that did not happen
+                except Exception:  # noqa: BLE001
+                    pass
                 km = None  # not forked: spawned below, as without a zygote
             except Exception as exc:  # noqa: BLE001 - say which kernel and why, the caller decides
                 raise KernelStartError(f"the {label} kernel did not start: {type(exc).__name__}: {exc}") from exc
