@@ -1,7 +1,8 @@
 """``netra-nb run``: a run folder, the phase notebooks in kernels of their own (in parallel), then the artifacts.
 
 One process drives everything with nbclient (:mod:`netra_nb.engine`): at t=0 it starts a kernel per
-phase and one for the report; each phase kernel imports what its notebook needs and runs it, and
+phase and one for the report (forked from a process that imported what they need once,
+:mod:`netra_nb.zygote`, where it can); each phase kernel imports what its notebook needs and runs it, and
 then (the phases come first) the report kernel does its imports; the phases' rows are printed as
 each check appends its line to ``results.jsonl``; the report kernel draws the charts whose data is
 final while the phases still run; when the phases end it executes the report while this process
