@@ -5,7 +5,7 @@ ends (~2,000 opens/s; the loop saturates near 4,000 users). With ``orchestration
 ``--cluster``), :func:`netra_nb.orchestration.run_fleet` hands its users to :func:`run_sharded`, which
 
 1. connects to the cluster: ``local[:N]`` starts a :class:`distributed.LocalCluster` of N worker
-   processes on this machine (default 2), ``tcp://HOST:PORT`` / ``tls://HOST:PORT`` is the scheduler
+   processes on this machine (default 2), ``tcp://HOST:PORT`` is the scheduler
    of a cluster started elsewhere (``dask scheduler`` + ``dask worker``, dask-kubernetes, Dask Gateway);
 2. splits the users into one shard per worker (round robin) and submits one task per shard, pinned to
    its worker (never moved to another: a session re-run elsewhere would not be the session we timed);

@@ -95,7 +95,7 @@ class Params:
     agent_type: str = "triage"
     users: int = 5
     #: where the orchestration fleet runs: "" this process; "local[:N]" a Dask LocalCluster of N worker
-    #: processes here; "tcp://HOST:PORT" (or tls://) the scheduler of a Dask cluster (netra_nb/cluster.py)
+    #: processes here; "tcp://HOST:PORT" the scheduler of a Dask cluster (netra_nb/cluster.py)
     cluster: str = ""
     sla_http: float = 2.0
     sla_agent_run: float = 15.0
@@ -267,7 +267,7 @@ def cluster_spec(value: Any, where: str = "orchestration.cluster") -> str:
             raise ConfigError(f"{where} {value!r}: the number of local workers must be 1 to 256")
         return text
     parts = urlsplit(text)
-    if parts.scheme in ("tcp", "tls") and parts.hostname and not parts.path.strip("/") and not parts.query:
+    if parts.scheme == "tcp" and parts.hostname and not parts.path.strip("/") and not parts.query:
         try:
             port = parts.port
         except ValueError:
@@ -276,7 +276,7 @@ def cluster_spec(value: Any, where: str = "orchestration.cluster") -> str:
             raise ConfigError(f"{where} {value!r} names no port (a Dask scheduler listens on 8786 by default)")
         return text
     raise ConfigError(f"{where} {value!r} must be local, local:N (N worker processes on this machine) or the "
-                      f"address of a Dask scheduler, tcp://HOST:PORT or tls://HOST:PORT")
+                      f"address of a Dask scheduler, tcp://HOST:PORT")
 
 
 def _url(data: Mapping[str, Any], key: str, schemes: tuple[str, ...], source: str) -> str:

@@ -127,11 +127,11 @@ def test_an_unreachable_scheduler_is_exit_2_before_anything_runs(platform, tmp_p
 
 
 def test_the_cluster_address_is_checked_where_it_is_written(platform, tmp_path, capsys):
-    for bad in ("local:0", "locale", "tcp://host", "http://host:8786", "tcp://:8786", 5):
+    for bad in ("local:0", "locale", "tcp://host", "http://host:8786", "tcp://:8786", "tls://sched:8786", 5):
         with pytest.raises(ConfigError, match="orchestration.cluster"):
             cluster_spec(bad, "orchestration.cluster")
-    assert [cluster_spec(v) for v in ("", "local", "local:3", "tcp://10.0.0.5:8786", "tls://sched:8786")] == [
-        "", "local", "local:3", "tcp://10.0.0.5:8786", "tls://sched:8786"]
+    assert [cluster_spec(v) for v in ("", "local", "local:3", "tcp://10.0.0.5:8786", " tcp://sched:8786")] == [
+        "", "local", "local:3", "tcp://10.0.0.5:8786", "tcp://sched:8786"]
     srv = platform()
     from kit_helpers import params_dict
     with pytest.raises(ConfigError, match="orchestration.cluster 'local:x'"):
