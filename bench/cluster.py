@@ -33,7 +33,9 @@ def _load() -> str:
 
 
 async def _fleet(platform: Platform, n: int, cluster: str, sla_http: float) -> dict[str, Any]:
+    # Signed tokens: the fleets measure the sessions; the E2E endpoint's rate is measured apart (tokens_bench).
     params = parse_params(platform.params(
+        auth={**platform.params()["auth"], "method": "local_jwt"},
         timeouts={"http": 10, "ws_open": 10, "agent_run": 30, "run": 900},
         orchestration={"users": n, "cluster": cluster}, sla={"http": sla_http, "agent_run": 15.0}), source="<bench>")
     ctx = Context(params, phase=orch.PHASE)

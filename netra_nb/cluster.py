@@ -158,6 +158,7 @@ class _Shard:
     ready_queue: str
     start_variable: str
     wait_s: float  # how long to wait for the start instant before giving up
+    fetch_tokens: bool = False  # e2e_endpoint: the shard calls the E2E endpoint for its users before it is ready
 
 
 @dataclass
@@ -171,10 +172,12 @@ class ShardResult:
     lags: list[float]  # its event loop's timer lateness samples (seconds)
     wall_s: float
     start_late_ms: float  # how long after the agreed instant its sessions began opening (its own clock)
+    tokens: list["UserToken"] | None = None  # fetch_tokens: every user's token, or why there is none
+    tokens_s: float = 0.0
 
 
-def _picklable(obs: "WsObservation") -> None:
-    """An exception the session kept (the judgement of it is already made) must survive the trip back."""
+def _picklable(obs: Any) -> None:
+    """An exception an observation kept (the judgement of it is already made) must survive the trip back."""
     exc = obs.exception
     if exc is None:
         return
@@ -202,16 +205,28 @@ def run_shard(shard: _Shard) -> ShardResult:
         orchestration._register_token(u.token)
     orchestration._fd_headroom(len(shard.users))
     label = _worker_label()
-    Queue(shard.ready_queue).put(label)
-    start_at = Variable(shard.start_variable).get(timeout=shard.wait_s)
-    return asyncio.run(_shard_sessions(shard, float(start_at), label))
+    # Made here, in the task's thread (they find the worker's client through it), used from the shard's loop.
+    ready, start = Queue(shard.ready_queue), Variable(shard.start_variable)
+    return asyncio.run(_shard_sessions(shard, ready, start, label))
 
 
-async def _shard_sessions(shard: _Shard, start_at: float, label: str) -> ShardResult:
+async def _shard_sessions(shard: _Shard, ready: Any, start: Any, label: str) -> ShardResult:
     from .checks import Context, agent_run_session
-    from .orchestration import _Progress
+    from .orchestration import _Progress, _register_token, user_tokens
 
     ctx = Context(shard.params, phase="orchestration")
+    tokens, tokens_s = None, 0.0
+    if shard.fetch_tokens:
+        t_tok = time.perf_counter()
+        tokens = await user_tokens(ctx, 0, indices=[u.index for u in shard.users])
+        tokens_s = time.perf_counter() - t_tok
+        shard.users = [_ShardUser(u.index, u.user_id, u.token, u.identity) for u in tokens if u.verdict is None]
+        for u in tokens:
+            _register_token(u.token)
+            if u.http is not None:
+                _picklable(u.http)
+    await asyncio.to_thread(ready.put, label)
+    start_at = float(await asyncio.to_thread(start.get, timeout=shard.wait_s))
     monitor = _Progress(len(shard.users), None)
     delay = start_at - time.time()
     if delay > 0:
@@ -240,7 +255,7 @@ async def _shard_sessions(shard: _Shard, start_at: float, label: str) -> ShardRe
         obs.worker = label
         _picklable(obs)
     return ShardResult(shard.number, label, os.getpid(), os.uname().nodename, list(finished), cpu_s,
-                       list(monitor.lags), wall_s, round(late_ms, 3))
+                       list(monitor.lags), wall_s, round(late_ms, 3), tokens, tokens_s)
 
 
 # -- the driver, in the phase's process ---------------------------------------------------------------
@@ -257,20 +272,27 @@ class Sharded:
     cpu_s: float  # the workers' CPU time while their sessions ran, summed
     loop_lag: "LoopLag"
     shards: list[dict[str, Any]]  # per shard: worker, users, pid, host, cpu_s, wall_s, start_late_ms, lost
+    tokens: list["UserToken"] | None = None  # the users' tokens when the shards fetched them (e2e_endpoint)
+    tokens_s: float = 0.0  # the slowest shard's token calls
 
 
-def _shards(users: list["UserToken"], workers: list[str]) -> list[list["UserToken"]]:
+def _shards(users: list[Any], workers: list[str]) -> list[list[Any]]:
     """Round robin: every worker gets a shard of nearly the same size (and the same mix of user indexes)."""
     k = min(len(workers), len(users)) or 1
     return [users[i::k] for i in range(k)]
 
 
-async def run_sharded(ctx: "Context", users: list["UserToken"], *,
-                      progress: Callable[[str], None] | None = None) -> Sharded:
-    """Run the sessions of ``users`` (their tokens already obtained) on the cluster ``ctx.params.cluster``."""
+async def run_sharded(ctx: "Context", tokens: list["UserToken"] | None, *,
+                      progress: Callable[[str], None] | None = None, users: int = 0) -> Sharded:
+    """Run the sessions of ``tokens`` (users whose tokens were obtained) on the cluster ``ctx.params.cluster``;
+    ``tokens=None``: users 0..``users``-1, each shard calling the E2E endpoint for its own users first."""
+    from .orchestration import UserToken
     stop = threading.Event()
+    fetch = tokens is None
+    if fetch:
+        tokens = [UserToken(i, None, None) for i in range(users)]
     try:
-        return await asyncio.to_thread(_drive, ctx.params, users, progress, stop)
+        return await asyncio.to_thread(_drive, ctx.params, tokens, progress, stop, fetch)
     finally:
         stop.set()  # a deadline that cancels the fleet stops the driver and the cluster too
 
@@ -285,7 +307,7 @@ def _lost_verdict(label: str, why: str, n: int) -> "Verdict":
 
 
 def _drive(params: Params, users: list["UserToken"], say: Callable[[str], None] | None,
-           stop: threading.Event) -> Sharded:
+           stop: threading.Event, fetch: bool) -> Sharded:
     distributed = _import_distributed()
     from .orchestration import LoopLag, percentile
 
@@ -310,7 +332,7 @@ def _drive(params: Params, users: list["UserToken"], say: Callable[[str], None] 
                               f"({type(exc).__name__}: {str(exc)[:200]})") from None
     try:
         with _quiet():
-            return _drive_on(client, distributed, params, users, say, stop, spec, LoopLag, percentile)
+            return _drive_on(client, distributed, params, users, say, stop, spec, LoopLag, percentile, fetch)
     finally:
         with _quiet():
             client.close()
@@ -318,7 +340,8 @@ def _drive(params: Params, users: list["UserToken"], say: Callable[[str], None] 
                 cluster.close()
 
 
-def _drive_on(client, distributed, params, users, say, stop, spec, LoopLag, percentile) -> Sharded:
+def _drive_on(client, distributed, params, users, say, stop, spec, LoopLag, percentile, fetch) -> Sharded:
+    from .orchestration import fleet_budget
     deadline = time.monotonic() + START_BUDGET_S
     want = spec.local_workers or 1
     while len(client.ncores()) < want:
@@ -332,10 +355,13 @@ def _drive_on(client, distributed, params, users, say, stop, spec, LoopLag, perc
     ready_q = distributed.Queue(f"netra-nb-ready-{tag}", client=client)
     start_v = distributed.Variable(f"netra-nb-start-{tag}", client=client)
     wait_s = START_BUDGET_S
+    if fetch:  # the shards' token calls come before they are ready
+        deadline += fleet_budget(params.with_overrides(cluster="")) - _session_budget(params)
+        wait_s += fleet_budget(params.with_overrides(cluster="")) - _session_budget(params)
     futures = {}
     for i, (shard_users, worker) in enumerate(zip(shards, workers)):
         shard = _Shard(i, params, [_ShardUser(u.index, u.user_id, u.token, u.identity) for u in shard_users],
-                       ready_q.name, start_v.name, wait_s)
+                       ready_q.name, start_v.name, wait_s, fetch)
         futures[i] = client.submit(run_shard, shard, workers=[worker], allow_other_workers=False, pure=False,
                                    retries=0, key=f"netra-nb-shard-{tag}-{i}")
     say(f"  fleet: {len(users)} users in {len(shards)} shards over {len(workers)} Dask worker(s) of "
@@ -396,6 +422,11 @@ def _drive_on(client, distributed, params, users, say, stop, spec, LoopLag, perc
     if lost:
         wall_s = max(wall_s, time.perf_counter() - t0)
     by_index = {u.index: u for u in users}
+    tokens_s = 0.0
+    if fetch:  # the tokens the shards got (a lost shard's users keep their placeholder: no token, no verdict)
+        for r in results.values():
+            by_index.update({u.index: u for u in r.tokens or []})
+            tokens_s = max(tokens_s, r.tokens_s)
     finished, lost_verdicts, worker_of = [], {}, {}
     lags: list[float] = []
     summary = []
@@ -424,7 +455,8 @@ def _drive_on(client, distributed, params, users, say, stop, spec, LoopLag, perc
     for s in summary:
         if s["lost"]:
             say(f"  fleet: worker {s['worker']} lost ({s['lost']}): its {s['users']} sessions are client_lost")
-    return Sharded(finished, lost_verdicts, worker_of, t0, wall_s, cpu_s, lag, summary)
+    tokens = [by_index[u.index] for u in users] if fetch else None
+    return Sharded(finished, lost_verdicts, worker_of, t0, wall_s, cpu_s, lag, summary, tokens, tokens_s)
 
 
 def _session_budget(params: Params) -> float:

@@ -94,22 +94,24 @@ def _register_token(token: str | None) -> None:
         register_secret(token)
 
 
-async def user_tokens(ctx: Context, users: int) -> list[UserToken]:
-    """One token per user (see the module's docstring for each ``auth.method``)."""
+async def user_tokens(ctx: Context, users: int, *, indices: Iterable[int] | None = None) -> list[UserToken]:
+    """One token per user (see the module's docstring for each ``auth.method``): users 0..users-1, or the
+    users ``indices`` (a shard of a fleet on a cluster)."""
     p = ctx.params
     method = p.auth.method
+    idx = list(indices) if indices is not None else list(range(users))
     if method == "none":
-        return [UserToken(i, None, None) for i in range(users)]
+        return [UserToken(i, None, None) for i in idx]
     if method == "token":
         token = auth.secret_from_env(p.auth.token_env, purpose="a ready-made token")
         user_id = auth.token_subject(token)
-        return [UserToken(i, user_id, token, identity=Identity.of(user_id)) for i in range(users)]
+        return [UserToken(i, user_id, token, identity=Identity.of(user_id)) for i in idx]
     if method == "local_jwt":
         secret = auth.signing_secret(p)
         return [UserToken(i, f"e2e-nb-user-{i}",
                           auth.sign_token(secret, f"e2e-nb-user-{i}", _user_email(p, i), register=False),
                           _user_email(p, i), identity=Identity.of(f"e2e-nb-user-{i}"))
-                for i in range(users)]
+                for i in idx]
     # e2e_endpoint: one call per user, a bounded number in flight.
     gate = asyncio.Semaphore(TOKEN_CONCURRENCY)
 
@@ -127,7 +129,7 @@ async def user_tokens(ctx: Context, users: int) -> list[UserToken]:
         return UserToken(i, sub or (str(user["id"]) if user.get("id") else None), token, email, None, obs,
                          Identity.of(sub, user.get("id")))
 
-    return list(await asyncio.gather(*(one(i) for i in range(users))))
+    return list(await asyncio.gather(*(one(i) for i in idx)))
 
 
 # -- one session's evidence (pure) --------------------------------------------------------------
@@ -366,16 +368,20 @@ async def run_fleet(ctx: Context, users: int | None = None, *, progress: Callabl
     warning = _fd_headroom(n)
     if warning and progress:
         progress(f"  fleet: {warning}")
+    how = {"e2e_endpoint": "one E2E call per user", "local_jwt": "one signed per user",
+           "token": "ONE shared token for every user", "none": "no token"}[p.auth.method]
+    # On a cluster, each worker calls the E2E endpoint for its own shard's users (the calls' client CPU,
+    # ~5 ms each, would make one process the bottleneck of ten thousand users); signing stays here (~0.1 ms).
+    spread_tokens = bool(p.cluster) and not tokens and p.auth.method == "e2e_endpoint"
     t_tok = time.perf_counter()
-    tokens = tokens[:n] if tokens else await user_tokens(ctx, n)
-    tokens_s = time.perf_counter() - t_tok
-    ok = [u for u in tokens if u.verdict is None]
-    failed = [u for u in tokens if u.verdict is not None]
-    if progress:
-        how = {"e2e_endpoint": "one E2E call per user", "local_jwt": "one signed per user",
-               "token": "ONE shared token for every user", "none": "no token"}[p.auth.method]
-        progress(f"  fleet: {n} users, tokens in {tokens_s:.2f}s ({p.auth.method}: {how}"
-                 f"{f'; {len(failed)} failed' if failed else ''})")
+    if not spread_tokens:
+        tokens = tokens[:n] if tokens else await user_tokens(ctx, n)
+        tokens_s = time.perf_counter() - t_tok
+        ok = [u for u in tokens if u.verdict is None]
+        failed = [u for u in tokens if u.verdict is not None]
+        if progress:
+            progress(f"  fleet: {n} users, tokens in {tokens_s:.2f}s ({p.auth.method}: {how}"
+                     f"{f'; {len(failed)} failed' if failed else ''})")
     started_at = utc_now()
     lost: dict[int, Verdict] = {}
     worker_of: dict[int, str] = {}
@@ -383,8 +389,17 @@ async def run_fleet(ctx: Context, users: int | None = None, *, progress: Callabl
     if p.cluster:
         # The sessions spread over a Dask cluster's workers, each shard on its own loop, all at one instant.
         from .cluster import run_sharded
-        spread = await run_sharded(ctx, ok, progress=progress)
+        spread = await run_sharded(ctx, None if spread_tokens else ok, progress=progress, users=n)
         finished, lost, worker_of, shards = spread.finished, spread.lost, spread.worker_of, spread.shards
+        if spread_tokens:
+            tokens, tokens_s = spread.tokens, spread.tokens_s
+            ok = [u for u in tokens if u.verdict is None]
+            failed = [u for u in tokens if u.verdict is not None]
+            for u in ok:
+                _register_token(u.token)
+            if progress:
+                progress(f"  fleet: {n} users, tokens in {tokens_s:.2f}s on the workers ({p.auth.method}: {how}"
+                         f"{f'; {len(failed)} failed' if failed else ''})")
         t0, cpu_s, wall_s, loop_lag = spread.t0, spread.cpu_s, spread.wall_s, spread.loop_lag
     else:
         monitor = _Progress(n, progress)
