@@ -9,6 +9,8 @@ ends (~2,000 opens/s; the loop saturates near 4,000 users). With ``orchestration
    of a cluster started elsewhere (``dask scheduler`` + ``dask worker``, dask-kubernetes, Dask Gateway);
 2. splits the users into one shard per worker (round robin) and submits one task per shard, pinned to
    its worker (never moved to another: a session re-run elsewhere would not be the session we timed);
+   with ``e2e_endpoint`` each shard first calls the E2E endpoint for its own users (the calls' client CPU
+   is spread over the workers too; signed tokens come from the driver);
 3. waits until every shard's worker has imported the kit and built its context (each task says so on a
    :class:`distributed.Queue`), then publishes one wall-clock start time on a
    :class:`distributed.Variable`: every shard sleeps until that instant and then opens all its sessions
