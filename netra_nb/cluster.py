@@ -9,8 +9,9 @@ ends (~2,000 opens/s; the loop saturates near 4,000 users). With ``orchestration
    of a cluster started elsewhere (``dask scheduler`` + ``dask worker``, dask-kubernetes, Dask Gateway);
 2. splits the users into one shard per worker (round robin) and submits one task per shard, pinned to
    its worker (never moved to another: a session re-run elsewhere would not be the session we timed);
-   with ``e2e_endpoint`` each shard first calls the E2E endpoint for its own users (the calls' client CPU
-   is spread over the workers too; signed tokens come from the driver);
+   with ``e2e_endpoint`` each shard first calls the E2E endpoint for its own users, with its share of the
+   fleet's calls in flight (the calls' client CPU is spread over the workers; the auth service sees no more
+   calls at once than from one process); signed tokens come from the driver;
 3. waits until every shard's worker has imported the kit and built its context (each task says so on a
    :class:`distributed.Queue`), then publishes one wall-clock start time on a
    :class:`distributed.Variable`: every shard sleeps until that instant and then opens all its sessions
@@ -161,6 +162,7 @@ class _Shard:
     start_variable: str
     wait_s: float  # how long to wait for the start instant before giving up
     fetch_tokens: bool = False  # e2e_endpoint: the shard calls the E2E endpoint for its users before it is ready
+    token_concurrency: int = 1  # its share of the fleet's E2E calls in flight (the auth service sees no more)
 
 
 @dataclass
@@ -220,7 +222,8 @@ async def _shard_sessions(shard: _Shard, ready: Any, start: Any, label: str) -> 
     tokens, tokens_s = None, 0.0
     if shard.fetch_tokens:
         t_tok = time.perf_counter()
-        tokens = await user_tokens(ctx, 0, indices=[u.index for u in shard.users])
+        tokens = await user_tokens(ctx, 0, indices=[u.index for u in shard.users],
+                                   concurrency=shard.token_concurrency)
         tokens_s = time.perf_counter() - t_tok
         shard.users = [_ShardUser(u.index, u.user_id, u.token, u.identity) for u in tokens if u.verdict is None]
         for u in tokens:
@@ -343,7 +346,7 @@ def _drive(params: Params, users: list["UserToken"], say: Callable[[str], None] 
 
 
 def _drive_on(client, distributed, params, users, say, stop, spec, LoopLag, percentile, fetch) -> Sharded:
-    from .orchestration import fleet_budget
+    from .orchestration import TOKEN_CONCURRENCY, fleet_budget
     deadline = time.monotonic() + START_BUDGET_S
     want = spec.local_workers or 1
     while len(client.ncores()) < want:
@@ -363,7 +366,7 @@ def _drive_on(client, distributed, params, users, say, stop, spec, LoopLag, perc
     futures = {}
     for i, (shard_users, worker) in enumerate(zip(shards, workers)):
         shard = _Shard(i, params, [_ShardUser(u.index, u.user_id, u.token, u.identity) for u in shard_users],
-                       ready_q.name, start_v.name, wait_s, fetch)
+                       ready_q.name, start_v.name, wait_s, fetch, max(1, TOKEN_CONCURRENCY // len(shards)))
         futures[i] = client.submit(run_shard, shard, workers=[worker], allow_other_workers=False, pure=False,
                                    retries=0, key=f"netra-nb-shard-{tag}-{i}")
     say(f"  fleet: {len(users)} users in {len(shards)} shards over {len(workers)} Dask worker(s) of "

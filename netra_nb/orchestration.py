@@ -94,9 +94,10 @@ def _register_token(token: str | None) -> None:
         register_secret(token)
 
 
-async def user_tokens(ctx: Context, users: int, *, indices: Iterable[int] | None = None) -> list[UserToken]:
+async def user_tokens(ctx: Context, users: int, *, indices: Iterable[int] | None = None,
+                      concurrency: int = TOKEN_CONCURRENCY) -> list[UserToken]:
     """One token per user (see the module's docstring for each ``auth.method``): users 0..users-1, or the
-    users ``indices`` (a shard of a fleet on a cluster)."""
+    users ``indices`` (a shard of a fleet on a cluster, with its part of the ``concurrency``)."""
     p = ctx.params
     method = p.auth.method
     idx = list(indices) if indices is not None else list(range(users))
@@ -113,7 +114,7 @@ async def user_tokens(ctx: Context, users: int, *, indices: Iterable[int] | None
                           _user_email(p, i), identity=Identity.of(f"e2e-nb-user-{i}"))
                 for i in idx]
     # e2e_endpoint: one call per user, a bounded number in flight.
-    gate = asyncio.Semaphore(TOKEN_CONCURRENCY)
+    gate = asyncio.Semaphore(max(1, concurrency))
 
     async def one(i: int) -> UserToken:
         email = _user_email(p, i)
