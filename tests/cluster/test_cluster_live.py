@@ -156,7 +156,8 @@ def test_without_a_cluster_dask_is_never_imported():
 def test_netra_nb_run_with_cluster_local_2_runs_the_notebook_fleet_on_two_workers(platform, tmp_path):
     import pyarrow.parquet as pq
     srv = platform()
-    params_file = write_params(tmp_path / "p.yaml", srv, orchestration={"users": 10})
+    params_file = write_params(tmp_path / "p.yaml", srv, orchestration={"users": 10},
+                               timeouts={"http": 15, "ws_open": 15, "agent_run": 15}, sla={"http": 15, "agent_run": 15})
     out = tmp_path / "out"
     code = main(["run", "test", "--params", str(params_file), "--out", str(out), "--phase", "orchestration",
                  "--cluster", "local:2", "-q"])
