@@ -64,21 +64,27 @@ async def _fleet(platform: Platform, n: int, cluster: str, sla_http: float) -> d
     return fig
 
 
-def run(sizes: list[int], *, sla_http: float = 2.0, say=print) -> dict[str, Any]:
-    """Each mode's fleets, smallest first, until one loses something or passes the SLA."""
+def run(sizes: list[int], *, sla_http: float = 2.0, tokens: bool = True, say=print) -> dict[str, Any]:
+    """Each mode's fleets, smallest first, until one loses something (a fleet over the SLA does not stop the
+    growth: on a busy machine the SLA may fail at every size while nothing is lost)."""
     rows: list[dict[str, Any]] = []
     largest: dict[str, int | None] = {}
+    largest_lossless: dict[str, int | None] = {}
     for cluster in MODES:
-        largest[cluster or "one process"] = None
+        mode = cluster or "one process"
+        largest[mode] = largest_lossless[mode] = None
         for n in sizes:
             with Platform() as platform:
                 fig = asyncio.run(_fleet(platform, n, cluster, sla_http))
             rows.append(fig)
             say(line(fig))
-            if not (fig["nothing_lost"] and fig["open_p99_under_sla"]):
+            if not fig["nothing_lost"]:
                 break
-            largest[fig["mode"]] = n
-    return {"sla_http_s": sla_http, "sizes": sizes, "rows": rows, "largest_ok": largest, "tokens": tokens_bench()}
+            largest_lossless[mode] = n
+            if fig["open_p99_under_sla"] and largest[mode] == (sizes[sizes.index(n) - 1] if sizes.index(n) else None):
+                largest[mode] = n
+    return {"sla_http_s": sla_http, "sizes": sizes, "rows": rows, "largest_ok": largest,
+            "largest_nothing_lost": largest_lossless, "tokens": tokens_bench() if tokens else None}
 
 
 def tokens_bench(n: int = 10_000, say=print) -> dict[str, Any]:
@@ -125,7 +131,10 @@ def markdown(c: dict[str, Any]) -> list[str]:
     out = ["### 3b. One process vs `--cluster local:2` (a fresh platform per fleet)", "",
            f"Largest fleet with nothing lost and the open p99 under sla.http ({c['sla_http_s']} s): "
            + "; ".join(f"{mode}: **{n if n is not None else 'none of ' + str(c['sizes'])}**"
-                       for mode, n in c["largest_ok"].items()) + ".", "",
+                       for mode, n in c["largest_ok"].items())
+           + ("; with nothing lost, whatever the open p99: " + "; ".join(
+               f"{mode}: **{n if n is not None else 'none'}**" for mode, n in c["largest_nothing_lost"].items())
+              if c.get("largest_nothing_lost") else "") + ".", "",
            "| how | users | completed | sessions with ≠ 5 events | sessions/s | open p50 / p99 ms | completion p99 ms "
            "| client CPU ms / session | driver CPU s | client loop lag p99 ms | shards' start after the instant ms "
            "| platform % core | other processes % core | load before → after |",
@@ -138,7 +147,9 @@ def markdown(c: dict[str, Any]) -> list[str]:
                    f"{f['completion_ms']['p99']} | {f['client_cpu_ms_per_session']} | {f['driver_cpu_s']} | "
                    f"{f['loop_lag_ms']['p99']} | {late} | {f['server_core_pct']} | {f['other_processes_core_pct']} | "
                    f"{f['load'][0]} → {f['load'][1]} |")
-    t = c["tokens"]
+    t = c.get("tokens") or {}
+    if not t:
+        return out + [""]
     out += ["", f"Client CPU of a cluster fleet: its workers' processes while their sessions ran, plus the driver "
                 f"(this process, where a LocalCluster's scheduler runs). Tokens for {t['users']} users: "
             + "; ".join(f"{m} {t[m]['tokens']} in {t[m]['wall_s']} s ({t[m]['per_s']}/s, client CPU "
