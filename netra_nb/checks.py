@@ -382,6 +382,7 @@ class Context:
                     run_id=self.run_id, phase=self.phase, check=spec.name, seq=seq, t_s=round(f.t, 6),
                     direction=f.direction, type=f.norm.raw_type, event=f.norm.event if f.direction != "close" else "close",
                     size=f.size, run=f.norm.run_id, user_id=f.norm.user_id, text=clip(f.text, 1000), session=session,
+                    worker=w.worker,
                 ))
         return out
 
