@@ -290,7 +290,7 @@ def session_for(session: Any) -> WireSession | None:
 # -- reading -----------------------------------------------------------------------------------
 
 def read_wire(path: Path) -> list[dict[str, Any]]:
-    """The lines of a wire file (a line cut by a kill is skipped), ordered by time."""
+    """The lines of a wire file, in file order (a line cut by a kill is skipped)."""
     rows = []
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         try:
