@@ -123,9 +123,13 @@ _TABLE = [
     # -- ws session --
     _c("ws_auth_ignored", "ws_session", "The session was accepted, but not as our user",
        ["The backend never read the token: a demo mode that makes every session the same demo user",
-        "The token's placement is not read (e.g. the ?token= query), so the session fell back to an anonymous user"],
+        "The token's placement is not read (e.g. the ?token= query), so the session fell back to an anonymous user",
+        "The token was read but not validated: the backend's call to the auth service failed or timed out "
+        "('Token validation failed in websocket: auth_service_unreachable') and, in development, it put an "
+        "anonymous relaxed_… user in its place instead of refusing the session"],
        ["Turn demo mode off on the backend (DEMO_MODE=0) and run again",
         "Use a token placement the backend reads (the Authorization header)",
+        "Search the backend's log at the session's time for 'Token validation failed' (an auth service too slow or down)",
         "Treat every result of these sessions as not ours: they prove nothing about authenticated users"]),
     _c("ws_internal_error", "ws_session", "The server closed the WebSocket with 1011 (internal error)",
        ["A server-side exception in the WebSocket message handling (an undefined function left by an import fallback)",
