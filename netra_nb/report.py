@@ -37,12 +37,14 @@ import pandas as pd
 
 from . import charts
 from .categories import category_info
-from .checks import GROUPS, PHASE_TITLES, registry
+from .checks import registry
 from .diagnosis import (HONESTY, GoldenPath, PatternGroup, RootCause, counts, end_time, golden_path, is_agent_run,
-                        phase_rank, root_causes)
+                        root_causes)
 from .frames import normalize, result_of
 from .records import PASSING, Record, load_records, parse_time, read_jsonl
 from .redact import clip, redact, redact_keeping_images
+from .registry import (GROUPS, ICON_COLORS, NOTEBOOKS, PHASE_TITLES, ROW_COLORS, STATUS_ICON,
+                       STATUS_ORDER, phase_rank)
 
 __all__ = [
     "Run",
@@ -78,16 +80,9 @@ __all__ = [
     "notebook_path",
 ]
 
-# Symbols every common font has (DejaVu, Liberation, the system fonts of Windows and macOS): the report must
-# read the same on a machine without an emoji font. The HTML export colours them (see _color_icons).
-STATUS_ICON = {"pass": "✔", "degraded": "⚠", "fail": "✘", "error": "✖", "skip": "⊘"}
-_ICON_COLORS = {"✔": "#2e7d32", "⚠": "#ef8f00", "✘": "#c62828", "✖": "#6a1b9a", "⊘": "#757575", "‼": "#e65100"}
-_STATUS_ORDER = {"fail": 0, "error": 1, "degraded": 2, "skip": 3, "pass": 4}
+# The status icons (netra_nb.registry.STATUS_ICON) are symbols every common font has: the report must read the same
+# on a machine without an emoji font. The HTML export colours them (see _color_icons).
 _FAILING = ("fail", "error")
-#: The order of "In short": what a request needs first comes first.
-_GROUP_ORDER = ("auth", "http", "websocket", "agent_run", "fleet")
-#: Titles of the phases whose records no check of the registry wrote.
-_OTHER_TITLES = {"triage": "Triage (pytest JUnit)"}
 
 
 # -- markdown helpers --------------------------------------------------------------------------
@@ -382,10 +377,10 @@ def in_short(run: Run) -> list[str]:
     groups: dict[str, list[Record]] = {}
     for r in sorted(run.records, key=lambda r: (phase_rank(r.phase), r.started_at or "")):
         groups.setdefault(_group(r) or r.phase, []).append(r)
-    names = [g for g in _GROUP_ORDER if g in groups] + [g for g in groups if g not in _GROUP_ORDER]
+    names = [g for g in GROUPS if g in groups] + [g for g in groups if g not in GROUPS]
     for name in names:
         rs = groups[name]
-        title = GROUPS.get(name) or PHASE_TITLES.get(name) or _OTHER_TITLES.get(name, name)
+        title = GROUPS.get(name) or PHASE_TITLES.get(name, name)
         bad = [r for r in rs if _flagged(r)]
         ok = [r for r in rs if r.status in PASSING and not r.findings]
         skipped = [r for r in rs if r.status == "skip"]
@@ -621,7 +616,7 @@ def results_table(run: Run | Sequence[Record]) -> pd.DataFrame:
 
     def order(r: Record) -> tuple[Any, ...]:
         k, g = run.cause_of.get(id(r), (len(run.root_causes) + 1, None))
-        status = min(_STATUS_ORDER.get(r.status, 5), 1.5) if r.findings else _STATUS_ORDER.get(r.status, 5)
+        status = min(STATUS_ORDER.get(r.status, 5), 1.5) if r.findings else STATUS_ORDER.get(r.status, 5)
         place = (run.root_causes[k - 1].groups.index(g), g.records.index(r)) if g is not None else (0, 0)
         return (status > 1.5, k, place, status, phase_rank(r.phase), r.started_at or "")
 
@@ -639,7 +634,6 @@ def results_table(run: Run | Sequence[Record]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["phase", "check", "status", "category", "duration_s", "message", "findings"])
 
 
-_ROW_COLORS = {"fail": "#fdecea", "error": "#f3e5f5", "degraded": "#fff4e0", "skip": "#f5f5f5", "pass": "#ffffff"}
 _TABLE_CSS = [
     {"selector": "", "props": "border-collapse: collapse; font-size: 12.5px; width: 100%; table-layout: auto;"},
     {"selector": "th", "props": "text-align: left; background: #eceff1; padding: 4px 8px; border-bottom: 2px solid #b0bec5;"},
@@ -658,7 +652,7 @@ def _styled_html(df: pd.DataFrame, status_col: str = "status", formats: Mapping[
         statuses = ["pass"] * len(shown)
     styler = shown.style.hide(axis="index").set_table_styles(_TABLE_CSS)
     styler = styler.format(formats or {}, na_rep="", escape="html")
-    colors = [_ROW_COLORS.get(s, "#ffffff") for s in statuses]
+    colors = [ROW_COLORS.get(s, "#ffffff") for s in statuses]
     styler = styler.apply(lambda row: [f"background-color: {colors[row.name]}"] * len(row), axis=1)
     return str(redact(styler.to_html()))
 
@@ -1057,7 +1051,7 @@ def write_summary_md(run_dir: str | Path, records: Sequence[Record] | None = Non
 def notebook_path() -> Path:
     import netra_nb
 
-    return Path(netra_nb.__file__).resolve().parent.parent / "notebooks" / "90_run_report.ipynb"
+    return Path(netra_nb.__file__).resolve().parent.parent / "notebooks" / NOTEBOOKS["report"]
 
 
 # The lab template without the <script src> tags that fetch require.js, MathJax and Mermaid from a CDN:
@@ -1106,11 +1100,11 @@ def _alt_texts(page: str, nb: Any) -> str:
 
 def _color_icons(page: str) -> str:
     """Colour the status symbols in the page's text (never inside a tag, the title, a style or a script)."""
-    pattern = re.compile("[" + "".join(_ICON_COLORS) + "]")
+    pattern = re.compile("[" + "".join(ICON_COLORS) + "]")
     parts = re.split(r"(<title.*?</title>|<style.*?</style>|<script.*?</script>|<[^>]*>)", page, flags=re.S)
     for i, part in enumerate(parts):
         if i % 2 == 0 and part:
-            parts[i] = pattern.sub(lambda m: f'<span style="color:{_ICON_COLORS[m.group(0)]};font-weight:bold">'
+            parts[i] = pattern.sub(lambda m: f'<span style="color:{ICON_COLORS[m.group(0)]};font-weight:bold">'
                                              f"{m.group(0)}</span>", part)
     return "".join(parts)
 

@@ -42,6 +42,7 @@ from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, Ext
 from .judge import Identity
 from .records import Record, append_jsonl, utc_now
 from .redact import clip, redact
+from .registry import NOTEBOOKS
 
 __all__ = [
     "Rule",
@@ -1132,7 +1133,7 @@ def status_counts(records: Sequence[Record]):
 
 # -- the CLI -----------------------------------------------------------------------------------------------
 
-TRIAGE_NOTEBOOK = "92_pytest_triage.ipynb"
+TRIAGE_NOTEBOOK = NOTEBOOKS["triage"]
 NOTEBOOK_TIMEOUT_S = 300
 
 

@@ -123,7 +123,7 @@ def fleet_of(*sessions, auth_method="e2e_endpoint"):
 def judge(params, fleet, name):
     async def go():
         ctx = Context(params, phase=orch.PHASE)
-        ctx.provide("fleet", fleet)  # judge a fleet built by hand
+        ctx.provide(orch.FLEET.key, fleet)  # judge a fleet built by hand
         try:
             return await ctx.run(name)
         finally:
