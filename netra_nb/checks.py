@@ -401,10 +401,14 @@ class Context:
         out = []
         for session, w in enumerate(o.ws):
             for seq, f in enumerate(w.frames):
+                close = f.direction == "close"
                 out.append(Frame(
                     run_id=self.run_id, phase=self.phase, check=spec.name, seq=seq, t_s=round(f.t, 6),
-                    direction=f.direction, type=f.norm.raw_type, event=f.norm.event if f.direction != "close" else "close",
+                    direction=f.direction, type=f.norm.raw_type, event=f.norm.event if not close else "close",
                     size=f.size, run=f.norm.run_id, user_id=f.norm.user_id, text=clip(f.text, 1000), session=session,
+                    close_code=w.close_code if close else None,
+                    close_reason=clip(redact(w.close_reason), 1000) if close and w.close_reason is not None else None,
+                    closed_by=w.closed_by if close else None,
                 ))
         return out
 

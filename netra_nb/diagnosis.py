@@ -203,7 +203,12 @@ _CLIENT_REASON = "netra-nb check done"
 
 
 def parse_close(frame: Mapping[str, Any], record: Record | Mapping[str, Any] | None = None) -> tuple[int | None, str, str | None]:
-    """(code, reason, who closed) of a close frame; who is ``server``, ``client`` or None (unknown)."""
+    """(code, reason, who closed) of a close frame; who is ``server``, ``client`` or None (unknown).
+
+    A frame recorded by this kit carries them (``close_code``, ``close_reason``, ``closed_by``); the text
+    is read only for frames of older run folders, which have none."""
+    if frame.get("close_code") is not None:
+        return int(frame["close_code"]), str(frame.get("close_reason") or "").strip(), frame.get("closed_by") or None
     text = str(frame.get("text") or "")
     m = _CLOSE.match(text)
     code = int(m.group(1)) if m else None

@@ -50,8 +50,9 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from .records import PASSING, RECORD_FIELDS, parse_time, read_jsonl
+from .records import PASSING, RECORD_KINDS, parse_time, read_jsonl
 from .redact import clip
+from .registry import NOTEBOOKS
 
 __all__ = [
     "HISTORY_DIR",
@@ -97,19 +98,14 @@ _PASSED = {**{s: 1.0 for s in PASSING}, **{s: 0.0 for s in _FAILING}, "skip": fl
 # -- the dataset's schema --------------------------------------------------------------------------
 
 def _schema():
+    """The dataset's columns: the run's key, start and series, then every Record field typed by its kind
+    (records.RECORD_KINDS, the one schema of a record)."""
     import pyarrow as pa
     ts = pa.timestamp("us", tz="UTC")
-    known = {
-        "duration_s": pa.float64(), "http_status": pa.int32(), "ws_close_code": pa.int32(),
-        "connect_s": pa.float64(), "ws_open_s": pa.float64(), "first_event_s": pa.float64(),
-        "ttfb_s": pa.float64(), "tls_s": pa.float64(), "timeout_s": pa.float64(), "sla_s": pa.float64(),
-        "bytes_sent": pa.int64(), "bytes_received": pa.int64(), "started_at": ts,
-        "events_seen": pa.list_(pa.string()), "events_missing": pa.list_(pa.string()),
-        "findings": pa.list_(pa.string()),
-    }
+    arrow = {"text": pa.string(), "time": ts, "float": pa.float64(), "code": pa.int32(), "count": pa.int64(),
+             "list": pa.list_(pa.string())}
     fields = [pa.field("run_key", pa.string()), pa.field("run_started_at", ts), pa.field("series", pa.string())]
-    # Record fields this module does not know yet (added later) are kept as text.
-    fields += [pa.field(name, known.get(name, pa.string())) for name in RECORD_FIELDS]
+    fields += [pa.field(name, arrow[kind]) for name, kind in RECORD_KINDS.items()]
     return pa.schema(fields)
 
 
@@ -847,7 +843,7 @@ def _empty_figure(text: str):
 
 # -- the CLI -------------------------------------------------------------------------------------------
 
-HISTORY_NOTEBOOK = "91_history.ipynb"
+HISTORY_NOTEBOOK = NOTEBOOKS["history"]
 #: Seconds the history notebook may take (a year of history needs well under a minute).
 NOTEBOOK_TIMEOUT_S = 600
 
@@ -865,7 +861,7 @@ def history_main(env: str | None, out: Path) -> int:
               f"to it (netra-nb run ENV --out {out})", file=sys.stderr)
         return 2
     import time
-    from .runner import run_notebook, notebooks_dir
+    from .engine import notebooks_dir, run_notebook
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     notebook = out.resolve() / HISTORY_DIR / f"report-{stamp}.ipynb"
     result = run_notebook(notebooks_dir() / HISTORY_NOTEBOOK, notebook,
