@@ -35,7 +35,7 @@ from .registry import GROUP_OF_KIND, GROUPS, PHASES, RUN_PHASES  # noqa: F401 - 
 from .redact import clip, redact, redact_obj, register_secret, register_secret_vars
 from .ws import WsObservation, WsSession
 
-__all__ = ["Context", "Outcome", "Source", "CHECKS", "PHASE_CHECKS", "PHASE_TITLES", "GROUPS", "CheckSpec", "registry",
+__all__ = ["Context", "Outcome", "Source", "CHECKS", "PHASE_CHECKS", "PHASE_TITLES", "GROUPS", "CheckSpec", "registry", "group_of",
            "short_id", "STAGES", "agent_request", "agent_run_session", "WS_PATHS"]
 
 #: The platform's WebSocket paths (netra-contract.md): where a session may be served.
@@ -138,6 +138,12 @@ def registry() -> dict[str, CheckSpec]:
     """Every check of every phase; the orchestration phase's checks register when its module is imported."""
     from . import orchestration  # noqa: F401 - imported here, not at the top: it imports this module
     return CHECKS
+
+
+def group_of(phase: str, check: str) -> str:
+    """The group of a record's check ("" for a check no phase of the registry declares: a triage testcase)."""
+    spec = registry().get(check)
+    return spec.group if spec is not None and spec.phase == phase else ""
 
 
 #: The observations made by the check running in this task, for judging what it saw when its deadline cuts it.

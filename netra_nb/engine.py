@@ -28,14 +28,10 @@ from typing import Any, Iterable, Mapping
 import psutil
 
 from .redact import redact
+from .registry import notebooks_dir  # noqa: F401 - re-exported beside run_notebook
 
 __all__ = ["notebooks_dir", "KERNEL_NAME", "KERNEL_SPEC", "Kernel", "KernelStartError", "parameterize", "read_notebook", "execute",
            "run_notebook", "kill_kernels", "kill_tree", "kill_trees", "NotebookError", "Executed"]
-
-
-def notebooks_dir() -> Path:
-    """The kit's notebooks (``notebooks/`` beside the package): the phases', the report's, history's, triage's."""
-    return Path(__file__).resolve().parent.parent / "notebooks"
 
 
 KERNEL_NAME = "netra-nb"

@@ -12,7 +12,7 @@ fact                      derived from it
 :data:`PHASES`            ``runner.PHASE_NOTEBOOKS`` (which notebook runs a phase), ``checks.PHASE_TITLES``,
                           ``diagnosis.PHASE_ORDER`` / ``phase_rank`` (the order of a run and of its report)
 :data:`GROUPS`            ``checks.GROUPS`` (a check's group), the report's *In short* lines and their order
-:data:`NOTEBOOKS`         the report's, history's and triage's notebook files
+:data:`NOTEBOOKS`         the report's, history's and triage's notebook files (:func:`notebooks_dir`)
 :data:`STATUSES`          the charts' colours, the report's icons and row colours, the notebooks' marks,
                           the order of a results table (failures first)
 ========================  ==============================================================================
@@ -21,9 +21,10 @@ fact                      derived from it
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = ["Phase", "PHASES", "RUN_PHASES", "PHASE_NOTEBOOKS", "PHASE_TITLES", "PHASE_ORDER", "phase_rank",
-           "GROUPS", "GROUP_OF_KIND", "NOTEBOOKS", "Status", "STATUSES", "STATUS_ORDER", "STATUS_COLORS",
+           "GROUPS", "GROUP_OF_KIND", "NOTEBOOKS", "notebooks_dir", "Status", "STATUSES", "STATUS_ORDER", "STATUS_COLORS",
            "STATUS_ICON", "STATUS_MARK", "ROW_COLORS", "ICON_COLORS", "FLAGGED_ICON"]
 
 
@@ -64,6 +65,11 @@ GROUP_OF_KIND: dict[str, str] = {"http": "http", "ws": "websocket", "agent": "ag
 #: The notebooks that are not a phase's, under notebooks/.
 NOTEBOOKS: dict[str, str] = {"report": "90_run_report.ipynb", "history": "91_history.ipynb",
                              "triage": "92_pytest_triage.ipynb"}
+
+
+def notebooks_dir() -> Path:
+    """Where the notebooks are (``notebooks/`` beside the package): the phases', the report's, history's, triage's."""
+    return Path(__file__).resolve().parent.parent / "notebooks"
 
 
 @dataclass(frozen=True)

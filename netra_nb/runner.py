@@ -33,6 +33,7 @@ from .params import ConfigError, Params, check_name
 from .records import FRAME_KINDS, RECORD_KINDS, Record, parse_time, read_frames, read_records, utc_now
 from .redact import clip, redact, scrub_tree
 from .registry import NOTEBOOKS, PHASE_NOTEBOOKS
+from .runfolder import folder_name
 
 __all__ = ["PHASE_NOTEBOOKS", "REPORT_NOTEBOOK", "RunResult", "Progress", "new_run_dir", "run_phases", "run_notebook",
            "finalize_run", "exit_code", "notebooks_dir", "write_run_json", "read_run_json", "kill_tree",
@@ -59,9 +60,8 @@ def new_run_dir(out: Path, env: str) -> tuple[Path, str]:
     """A new run folder ``out/<env>/<UTC time>-<short id>``, always inside ``out`` (ConfigError otherwise)."""
     check_name(env, "environment")
     run_id = short_id()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     root = out.resolve()
-    run_dir = (root / env / f"{stamp}-{run_id}").resolve()
+    run_dir = (root / env / folder_name(datetime.now(timezone.utc), run_id)).resolve()
     if not run_dir.is_relative_to(root):  # checked after resolving: a symbolic link may lead out
         raise ConfigError(f"the run folder would be {run_dir}, outside the outputs root {root} "
                           f"({root / env} leads elsewhere); a run folder always stays inside --out")

@@ -5,7 +5,7 @@ import asyncio
 import pyarrow as pa
 
 from kit_helpers import params_for
-from netra_nb import history
+from netra_nb import history_store
 from netra_nb.checks import Context
 from netra_nb.diagnosis import parse_close
 from netra_nb.records import FRAME_FIELDS, FRAME_KINDS, RECORD_FIELDS, RECORD_KINDS, Frame, Record, field_kinds
@@ -20,7 +20,7 @@ def test_every_field_has_a_kind_read_from_its_annotation():
 
 
 def test_the_history_schema_is_derived_from_the_record():
-    schema = history._schema()
+    schema = history_store._schema()
     assert schema.names == ["run_key", "run_started_at", "series", *RECORD_FIELDS]
     arrow = {"text": pa.string(), "time": pa.timestamp("us", tz="UTC"), "float": pa.float64(), "code": pa.int32(),
              "count": pa.int64(), "list": pa.list_(pa.string())}
