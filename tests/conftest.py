@@ -4,6 +4,12 @@ from kit_helpers import healthy_platform, platform, test_secrets, unused_port  #
 
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Hypothesis fails an example that takes over 200 ms by default: a timing assertion, which a busy machine
+# breaks (a judge call took 429 ms under a second suite's load, then 0.25 ms). The suite asserts no timings.
+settings.register_profile("netra-nb", deadline=None)
+settings.load_profile("netra-nb")
 
 from netra_nb.redact import forget_secrets, known_secrets  # noqa: E402
 

@@ -43,12 +43,18 @@ class AppState:
         self.stopping = False
         #: WebSocket sessions open now (reported by /api/health, measured, not a constant)
         self.active_sessions = 0
+        #: requests held by a fault's delay right now (so a test can stop the server while one waits)
+        self.delayed = 0
 
     async def sleep(self, seconds: float) -> None:
         """Sleep, but wake early when the server stops (so stop() never waits on a fault's delay)."""
         end = time.monotonic() + seconds
-        while not self.stopping and time.monotonic() < end:
-            await asyncio.sleep(min(0.25, end - time.monotonic()))
+        self.delayed += 1
+        try:
+            while not self.stopping and time.monotonic() < end:
+                await asyncio.sleep(min(0.25, end - time.monotonic()))
+        finally:
+            self.delayed -= 1
 
 
 # ------------------------------------------------------------------------------------ helpers

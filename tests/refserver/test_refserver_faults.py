@@ -700,8 +700,14 @@ def test_every_fault_has_a_raw_behaviour_test():
 # Simple, strict client probes, one per check: True when the check would pass.
 
 
+# Generous: on a loaded machine (two suites on 2 cores) the healthy agent_execute took over 0.8 s, and a probe
+# that gives up early reports a healthy check as broken. A broken check never answers in time whatever the
+# wait (http_health_hang hangs until the server stops), so only the hang's probe waits this long.
+PROBE_TIMEOUT = httpx.Timeout(5.0)
+
+
 async def _http_ok(srv: RefServer, method: str, path: str, validate, **kw) -> bool:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(2, read=0.8)) as client:
+    async with httpx.AsyncClient(timeout=PROBE_TIMEOUT) as client:
         try:
             r = await client.request(method, srv.base_url + path, **kw)
         except httpx.HTTPError:
@@ -716,7 +722,7 @@ async def _http_ok(srv: RefServer, method: str, path: str, validate, **kw) -> bo
 
 async def _e2e_token(srv: RefServer) -> str | None:
     """The token as the kit's default auth method (e2e_endpoint) gets it."""
-    async with httpx.AsyncClient(timeout=httpx.Timeout(2, read=0.8)) as client:
+    async with httpx.AsyncClient(timeout=PROBE_TIMEOUT) as client:
         try:
             r = await client.post(
                 srv.auth_url + "/auth/e2e/test-auth", headers={"X-E2E-Bypass-Key": srv.config.e2e_key}, json={"email": EMAIL}
@@ -767,13 +773,13 @@ async def _grace(ws) -> bool:
 
 async def _ping(ws) -> bool:
     await ws.send(json.dumps({"type": "ping"}))
-    frames = await collect(ws, lambda f: isinstance(f, dict) and f.get("type") == "pong", 1.0)
+    frames = await collect(ws, lambda f: isinstance(f, dict) and f.get("type") == "pong", 3.0)
     return bool(frames) and frames[-1].get("type") == "pong"
 
 
 async def _agent_run(ws) -> bool:
     await ws.send(json.dumps(START))
-    frames = await collect(ws, lambda f: isinstance(f, dict) and event_name(f) in ("agent_completed", "agent_error"), 1.0)
+    frames = await collect(ws, lambda f: isinstance(f, dict) and event_name(f) in ("agent_completed", "agent_error"), 4.0)
     if any(not isinstance(f, dict) for f in frames):
         return False
     events = [f for f in frames if event_name(f) in FIVE + ["agent_error"]]

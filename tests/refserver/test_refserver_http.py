@@ -252,7 +252,12 @@ def test_stop_does_not_wait_out_a_startup_delay():
     t = threading.Thread(target=lambda: answers.append(
         httpx.get(f"{srv.base_url}/health", timeout=60).status_code))
     t.start()
-    time.sleep(0.3)
+    # Stop while the request waits out the delay (a fixed sleep raced the request on a loaded machine: the
+    # server stopped before it had read the request, and the client got no answer at all).
+    deadline = time.monotonic() + 30
+    while srv._state.delayed == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv._state.delayed == 1
     srv.stop()  # must not sit out the 30 s delay
     t.join(20)
     assert not t.is_alive() and answers == [503]
