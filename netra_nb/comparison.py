@@ -8,7 +8,8 @@ from typing import Any, Iterable
 
 from .records import PASSING, Record
 from .runfolder import Run, load_run, previous_run
-from .text import _code, _counts_text, _md, _num, _secs, _when
+from .narrative import _counts_text
+from .text import _code, _md, _num, _secs, _when
 
 
 @dataclass

@@ -77,7 +77,7 @@ def history_main(env: str | None, out: Path) -> int:
     if notebook.exists():
         try:
             import nbformat
-            from .report import export_html
+            from .export import export_html
             print(export_html(nbformat.read(str(notebook), as_version=4), notebook.with_suffix(".html"),
                               title="Netra run history"))
         except Exception as exc:  # noqa: BLE001 - the notebook is the artifact; the HTML is a copy

@@ -12,15 +12,21 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .checks import group_of
-from .diagnosis import PatternGroup, RootCause, end_time, is_agent_run
+from .diagnosis import PatternGroup, RootCause, counts, end_time, is_agent_run
 from .records import PASSING, Record
 from .redact import redact
 from .registry import GROUPS, PHASE_TITLES, STATUS_ICON, phase_rank
 from .runfolder import Run, load_run
 from .tables import agent_result, evidence_markdown
-from .text import _code, _counts_text, _lower_first, _md, _names, _plural, _prose, _secs, _when
+from .text import _code, _lower_first, _md, _names, _plural, _prose, _secs, _when
 
 _FAILING = ("fail", "error")
+
+
+def _counts_text(records: Sequence[Record]) -> str:
+    by_status, _ = counts(records)
+    parts = [f"{by_status[s]} {s}" for s in ("pass", "degraded", "fail", "error", "skip") if by_status.get(s)]
+    return f"{_plural(len(records), 'check')}: " + ", ".join(parts) if records else "no check recorded"
 
 
 # -- 1. headline ---------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from .diagnosis import counts
 from .records import Record, parse_time
 from .redact import redact
 
@@ -72,9 +71,3 @@ def _names(records: Sequence[Record], limit: int = 0) -> str:
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def _counts_text(records: Sequence[Record]) -> str:
-    by_status, _ = counts(records)
-    parts = [f"{by_status[s]} {s}" for s in ("pass", "degraded", "fail", "error", "skip") if by_status.get(s)]
-    return f"{_plural(len(records), 'check')}: " + ", ".join(parts) if records else "no check recorded"
