@@ -415,6 +415,7 @@ class Context:
                     close_code=w.close_code if close else None,
                     close_reason=clip(redact(w.close_reason), 1000) if close and w.close_reason is not None else None,
                     closed_by=w.closed_by if close else None,
+                    worker=w.worker,
                 ))
         return out
 
@@ -458,7 +459,7 @@ class Context:
                                f"not attempted: no token, so no session as our user ({v.message})", v.detail),
                        http=got.http if got else None)
 
-    async def explain_rejection(self, obs: WsObservation, verdict: Verdict) -> Verdict:
+    async def explain_rejection(self, obs: WsObservation, verdict: Verdict, token: str | None | object = ...) -> Verdict:
         """Differential probes for a 401/403 on the upgrade: route missing, or credentials?
 
         With our token at the platform's other WebSocket paths, without a token and with a deliberately wrong one
@@ -467,17 +468,21 @@ class Context:
         answers differently from a path with no route; the route is missing when another path opens a session
         with the same token (the record names it), or when an HTTP GET on the path succeeds (an HTTP-only route).
         When the probes cannot tell, the record says so.
+
+        ``token`` is the token the refused session carried (default: the context's own). A fleet's user passes its
+        own: the fleet's context holds no token, and a probe without one proves nothing about "the same token"
+        (the real beta-14 opens a tokenless session at /ws as an anonymous relaxed_ user).
         """
         if verdict.category != "ws_upgrade_auth_rejected":
             return verdict
         async with self._probe_lock:  # a fleet of sessions probes once
             if obs.url not in self._probe_cache:
-                self._probe_cache[obs.url] = await self._probe_rejection(obs)
+                self._probe_cache[obs.url] = await self._probe_rejection(obs, self.token if token is ... else token)
         category, message, findings = self._probe_cache[obs.url]
         return Verdict("fail", category, message.format(status=obs.upgrade_status),
                        f"{verdict.detail}; probes: {findings}")
 
-    async def _probe_rejection(self, obs: WsObservation) -> tuple[str, str, str]:
+    async def _probe_rejection(self, obs: WsObservation, ours_token: str | None) -> tuple[str, str, str]:
         p = self.params
         limit = STAGES["rejection_probes"](p)
         parts = urlsplit(p.ws_url)
@@ -489,7 +494,7 @@ class Context:
             return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
         async def attempt(token: str | None | object, path: str | None = None) -> WsObservation:
-            s = WsSession(at(path) if path else p.ws_url, self.token if token is ... else token, p.auth.placement,
+            s = WsSession(at(path) if path else p.ws_url, ours_token if token is ... else token, p.auth.placement,
                           open_timeout=limit)
             await s.open()
             await s.close()
@@ -589,7 +594,16 @@ async def check_discovery(ctx: Context) -> Outcome:
         missing = [s for s in ("backend", "auth") if s not in data["services"]]
         return f"services missing {missing}" if missing else None
 
-    return Outcome(judge_http(obs, validate=validate, sla_s=ctx.params.sla_http), http=obs)
+    verdict = judge_http(obs, validate=validate, sla_s=ctx.params.sla_http)
+    if verdict.category == "ok" and obs.json.get("available") is False:
+        # The real backend (zen beta-12..17) answers 200 with its built-in defaults when it found no discovery
+        # information, and says so: "available": false (its log: "No service discovery files found, returning
+        # fallback configuration"). Those URLs are the code's defaults (localhost:3000...), not this platform's.
+        verdict = Verdict("fail", "mock_fallback",
+                          "GET /api/discovery/services answered its fallback defaults: 'available': false (the "
+                          "platform found no discovery information; the services listed are built-in defaults)",
+                          f"HTTP {obs.status} in {obs.duration_s:.3f}s; body: {clip(obs.text, 1200)}")
+    return Outcome(verdict, http=obs)
 
 
 @check("auth_token", "connectivity", "http", "A token from the auth service",
@@ -785,7 +799,7 @@ async def agent_run_session(ctx: Context, token: str | None, identity: Identity,
     await s.close()
     verdict = judge_agent_run(s.obs, request_sent=sent, identity=identity, sent_run_id=run_id,
                               request=p.agent_request, sla_s=p.sla_agent_run, own_events_only=own_events_only)
-    return s.obs, await ctx.explain_rejection(s.obs, verdict), run_id
+    return s.obs, await ctx.explain_rejection(s.obs, verdict, token), run_id
 
 
 def run_fields(obs: WsObservation, sent_run_id: str, identity: Identity) -> dict[str, Any]:

@@ -23,12 +23,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import psutil
 
 from .redact import redact
 from .registry import notebooks_dir  # noqa: F401 - re-exported beside run_notebook
+
+if TYPE_CHECKING:
+    from .zygote import Zygote
 
 __all__ = ["notebooks_dir", "KERNEL_NAME", "KERNEL_SPEC", "Kernel", "KernelStartError", "parameterize", "read_notebook", "execute",
            "run_notebook", "kill_kernels", "kill_tree", "kill_trees", "NotebookError", "Executed"]
@@ -84,6 +87,32 @@ def kill_tree(pid: int) -> None:
     kill_trees([pid])
 
 
+_compiled = False
+
+
+def compile_package() -> None:
+    """Write the kit's bytecode (``__pycache__``) once per process, when the package's folder is writable.
+
+    ``netra_nb`` is installed editable (pip compiles what it installs in site-packages, not this
+    folder), and with ``PYTHONDONTWRITEBYTECODE=1`` set no import writes the bytecode either: every
+    kernel then compiled the kit from source again (~0.35 s of CPU each). ``compileall`` writes
+    whatever that variable says, and only what is missing or stale (a check of each file's size and
+    time when nothing changed)."""
+    global _compiled
+    if _compiled:
+        return
+    _compiled = True
+    package = Path(__file__).resolve().parent
+    if not os.access(package, os.W_OK):
+        return
+    try:
+        import compileall
+
+        compileall.compile_dir(str(package), quiet=2, workers=1)
+    except Exception:  # noqa: BLE001 - only a speed-up: the kernels compile what they import
+        pass
+
+
 def _spec_manager() -> Any:
     """A kernel spec manager that serves ``netra-nb`` as this interpreter's ipykernel."""
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
@@ -109,23 +138,44 @@ class Kernel:
         self.killed = False
 
     @classmethod
-    async def start(cls, label: str, *, cwd: Path, log: Path | None = None,
-                    timeout: float = STARTUP_TIMEOUT_S) -> "Kernel":
-        """Start a kernel and wait until it answers (at most ``timeout`` seconds)."""
+    async def start(cls, label: str, *, cwd: Path, log: Path | None = None, timeout: float = STARTUP_TIMEOUT_S,
+                    zygote: "Zygote | None" = None, modules: tuple[str, ...] = ()) -> "Kernel":
+        """Start a kernel and wait until it answers (at most ``timeout`` seconds).
+
+        With a ``zygote`` (:mod:`netra_nb.zygote`) the kernel is forked from it, once it has imported
+        ``modules``; where the zygote cannot (it is gone, or refuses), the kernel is spawned instead."""
         from jupyter_client.manager import AsyncKernelManager
 
-        km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=_spec_manager())
-        # The kernels' own output (start-up warnings, C-level prints) goes to the log, not the terminal.
-        out = log.open("ab") if log is not None else None
-        try:
-            # History in memory: a kernel per phase must not contend for IPython's sqlite file.
-            await km.start_kernel(cwd=str(cwd), stdout=out, stderr=out,
-                                  extra_arguments=["--IPKernelApp.log_level=CRITICAL", "--HistoryManager.hist_file=:memory:"])
-        except Exception as exc:  # noqa: BLE001 - say which kernel and why, the caller decides
-            raise KernelStartError(f"the {label} kernel did not start: {type(exc).__name__}: {exc}") from exc
-        finally:
-            if out is not None:
-                out.close()  # the kernel holds its own copy of the descriptor
+        compile_package()
+        # History in memory: a kernel per phase must not contend for IPython's sqlite file.
+        arguments = ["--IPKernelApp.log_level=CRITICAL", "--HistoryManager.hist_file=:memory:"]
+        km = None
+        if zygote is not None and not zygote.broken:
+            from .zygote import ZygoteError, forked_provisioner
+
+            km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=_spec_manager())
+            try:
+                km.provisioner = forked_provisioner(km, zygote, log=log, modules=modules)
+                await km.start_kernel(cwd=str(cwd), extra_arguments=arguments)
+            except ZygoteError:
+                try:
+                    await km.cleanup_resources()  # the connection file and ports of the start that did not happen
+                except Exception:  # noqa: BLE001
+                    pass
+                km = None  # not forked: spawned below, as without a zygote
+            except Exception as exc:  # noqa: BLE001 - say which kernel and why, the caller decides
+                raise KernelStartError(f"the {label} kernel did not start: {type(exc).__name__}: {exc}") from exc
+        if km is None:
+            km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=_spec_manager())
+            # The kernels' own output (start-up warnings, C-level prints) goes to the log, not the terminal.
+            out = log.open("ab") if log is not None else None
+            try:
+                await km.start_kernel(cwd=str(cwd), stdout=out, stderr=out, extra_arguments=arguments)
+            except Exception as exc:  # noqa: BLE001 - say which kernel and why, the caller decides
+                raise KernelStartError(f"the {label} kernel did not start: {type(exc).__name__}: {exc}") from exc
+            finally:
+                if out is not None:
+                    out.close()  # the kernel holds its own copy of the descriptor
         kc = km.client()
         kc.start_channels()
         kernel = cls(km, kc, label)

@@ -165,6 +165,7 @@ class Frame:
     user_id: str | None = None
     text: str = ""  # the payload (truncated, secrets redacted)
     session: int = 0  # which session of the check (orchestration has many)
+    worker: str | None = None  # the Dask worker whose session it was (--cluster); None: the phase's own process
     # -- a close (direction "close"): what the observation knew, so no reader parses ``text`` for it --
     close_code: int | None = None
     close_reason: str | None = None

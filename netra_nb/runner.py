@@ -1,7 +1,8 @@
 """``netra-nb run``: a run folder, the phase notebooks in kernels of their own (in parallel), then the artifacts.
 
 One process drives everything with nbclient (:mod:`netra_nb.engine`): at t=0 it starts a kernel per
-phase and one for the report; each phase kernel imports what its notebook needs and runs it, and
+phase and one for the report (forked from a process that imported what they need once,
+:mod:`netra_nb.zygote`, where it can); each phase kernel imports what its notebook needs and runs it, and
 then (the phases come first) the report kernel does its imports; the phases' rows are printed as
 each check appends its line to ``results.jsonl``; the report kernel draws the charts whose data is
 final while the phases still run; when the phases end it executes the report while this process
@@ -34,6 +35,7 @@ from .records import FRAME_KINDS, RECORD_KINDS, Record, parse_time, read_frames,
 from .redact import clip, redact, scrub_tree
 from .registry import NOTEBOOKS, PHASE_NOTEBOOKS
 from .runfolder import folder_name
+from .zygote import Zygote
 
 __all__ = ["PHASE_NOTEBOOKS", "REPORT_NOTEBOOK", "RunResult", "Progress", "new_run_dir", "run_phases", "run_notebook",
            "finalize_run", "exit_code", "notebooks_dir", "write_run_json", "read_run_json", "kill_tree",
@@ -44,6 +46,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_KIT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 KERNEL_LOG = "kernels.log"
 #: Run in each kernel as soon as it answers, while the others start: what its notebook imports first.
 PHASE_WARMUP = "import netra_nb, pandas, matplotlib.pyplot"
+#: What the zygote imports before it forks the phase kernels, and then before it forks the report's.
+PHASE_MODULES = ("ipykernel.kernelapp", "netra_nb", "pandas", "matplotlib.pyplot")
+REPORT_MODULES = ("IPython.display", "netra_nb.report")
 REPORT_WARMUP = "from IPython.display import HTML, Markdown, display\nfrom netra_nb import report"
 #: Seconds the report notebook may take (a fleet of thousands of sessions needs well under a minute).
 REPORT_TIMEOUT_S = 300.0
@@ -165,9 +170,18 @@ def _stopped_result(nb: str, reason: str, started: float, during: bool) -> dict[
             "error": {"cell": None, "ename": "Interrupted", "evalue": evalue}}
 
 
+def _set_cluster(params_file: Path, cluster: str) -> None:
+    import yaml
+    data = yaml.safe_load(params_file.read_text()) or {}
+    orch = data.get("orchestration") if isinstance(data.get("orchestration"), dict) else {}
+    data["orchestration"] = {**orch, "cluster": cluster}
+    params_file.write_text(f"# the params file as used, with `--cluster {cluster}` (orchestration.cluster)\n"
+                           + yaml.safe_dump(data, sort_keys=False))
+
+
 def run_phases(params: Params, params_file: Path, out: Path, *, phases: list[str] | None = None, jobs: int = 3,
                env_name: str | None = None, extra_run_info: dict[str, Any] | None = None,
-               report: bool = True, progress: Progress | None = None) -> RunResult:
+               report: bool = True, progress: Progress | None = None, cluster: str | None = None) -> RunResult:
     """Make the run folder, execute the phase notebooks, finalize; returns the run folder and exit code.
 
     Exit code 130 when Ctrl-C stopped the run (the report is still written from the rows, unless a
@@ -185,6 +199,9 @@ def run_phases(params: Params, params_file: Path, out: Path, *, phases: list[str
     import shutil
     shutil.copyfile(params_file, run_dir / "params.yaml")
     params_file = run_dir / "params.yaml"
+    if cluster:  # --cluster: the params as used say where the fleet ran (the notebook reads them from here)
+        _set_cluster(params_file, cluster)
+        info["cluster"] = cluster
     write_run_json(run_dir, info)
     progress.say(f"run {run_id}: {', '.join(phases)} against {env_name} ({params.base_url}) → {run_dir}")
     stop = _Stop()
@@ -201,14 +218,17 @@ async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file:
     started = time.monotonic()
     deadline = started + params.timeout_run
     progress.say(f"starting {len(phases) + int(report)} kernels ({', '.join(phases)}{', report' if report else ''})")
-    kernel_tasks = {p: asyncio.ensure_future(Kernel.start(p, cwd=run_dir, log=log)) for p in phases}
+    # One process imports what every kernel needs and forks them (netra_nb.zygote; None: they are spawned).
+    zygote = Zygote.start(cwd=run_dir, log=log, modules=PHASE_MODULES)
+    kernel_tasks = {p: asyncio.ensure_future(Kernel.start(p, cwd=run_dir, log=log, zygote=zygote)) for p in phases}
     # The notebooks are read (nbformat's import) while the kernels start.
     notebooks = loop.run_in_executor(None, lambda: {p: read_notebook(notebooks_dir() / PHASE_NOTEBOOKS[p], {
         "env": info["env"], "run_dir": str(run_dir), "params_file": str(params_file)}) for p in phases})
     warmed = {p: asyncio.Event() for p in phases}
     warm = threading.Thread(target=_preimport, args=(report,), name="netra-nb-preimport", daemon=True)
 
-    report_start = asyncio.ensure_future(Kernel.start("report", cwd=run_dir, log=log)) if report else None
+    report_start = asyncio.ensure_future(Kernel.start("report", cwd=run_dir, log=log, zygote=zygote,
+                                                      modules=REPORT_MODULES)) if report else None
 
     async def after_phase_warmups() -> Kernel | None:
         """The report's kernel starts with the others; its imports, and this process's for the tail, wait
@@ -273,6 +293,8 @@ async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file:
         kill_kernels(t.result() for t in tasks if _started(t))
         for kt in tasks:
             _kill_when_started(kt)
+        if zygote is not None:
+            zygote.kill()
         print("netra-nb: stopped at once; the rows written so far are in the run folder", file=sys.stderr, flush=True)
         sys.stdout.flush()
         os._exit(EXIT_INTERRUPTED)
@@ -325,6 +347,8 @@ async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file:
     finally:
         for kt in (*kernel_tasks.values(), *([report_start] if report_start else []), report_task):
             _kill_when_started(kt)
+        if zygote is not None:
+            zygote.close()
         if handles_signal:
             loop.remove_signal_handler(signal.SIGINT)
 
@@ -414,7 +438,7 @@ def exit_code(run_dir: Path, summary: dict[str, Any]) -> int:
     if by_status.get("fail"):
         return EXIT_FAILED
     if by_status.get("error"):
-        kit_only = all(c in ("client_error", "unknown") for c, n in summary.get("categories", {}).items()
+        kit_only = all(c in ("client_error", "client_lost", "unknown") for c, n in summary.get("categories", {}).items()
                        if c != "ok" and n)
         return EXIT_KIT if kit_only else EXIT_FAILED
     return EXIT_OK
@@ -433,6 +457,8 @@ def _to_parquet(rows: list[dict[str, Any]], kinds: dict[str, str], path: Path) -
             df[col] = pd.array(df[col], dtype="Int64")
         elif kind == "count":
             df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype("int64")
+    if "worker" in df:  # frames: a string column, null unless the fleet ran on a Dask cluster
+        df["worker"] = df["worker"].astype("string")
     df.to_parquet(path, index=False)
 
 
