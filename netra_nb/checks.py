@@ -26,7 +26,7 @@ import httpx
 
 from . import auth
 from .frames import AGENT_EVENTS, FAILURE_EVENTS, Normalized
-from .http import HttpObservation, http_call, new_client
+from .http import IN_FLIGHT, HttpObservation, http_call, new_client
 from .judge import (Identity, Verdict, agent_run_view, close_category, judge_agent_run, judge_execute, judge_http,
                     judge_reply, judge_session_end, judge_welcome, judge_ws_failure, run_finished)
 from .params import ConfigError, Params, env_names
@@ -298,7 +298,7 @@ class Context:
         t0 = time.perf_counter()
         deadline = self.deadline_for(spec)
         live: list[Any] = []
-        scope = _LIVE.set(live)
+        scope, flight = _LIVE.set(live), IN_FLIGHT.set(live)
         try:
             async with asyncio.timeout(deadline):
                 if spec.source is not None:
@@ -314,6 +314,7 @@ class Context:
             outcome = Outcome(Verdict("error", "client_error", f"the check crashed: {type(exc).__name__}: {clip(str(exc), 200)}", tb))
         finally:
             _LIVE.reset(scope)
+            IN_FLIGHT.reset(flight)
         duration = time.perf_counter() - t0
         record = self._record(spec, outcome, started_at, duration)
         frames = self._frames(spec, outcome) if outcome.frames else []
@@ -330,6 +331,10 @@ class Context:
         and say that the deadline ended it."""
         cut = f"the check's deadline of {deadline:.0f}s (the sum of its stages' budgets) passed"
         sessions = [o for o in live if isinstance(o, WsSession)]
+        for o in live:
+            if isinstance(o, HttpObservation) and o.status is None and o.exception is None:
+                # A request still waiting when the deadline came: no answer within the time it waited.
+                o.timed_out, o.exception = True, TimeoutError(cut)
         answered = [o for o in live if isinstance(o, HttpObservation) and (o.status is not None or o.exception)]
         if sessions:
             s = sessions[-1]
