@@ -11,7 +11,7 @@ TEST_WORKERS ?= 4
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,cluster]'
 	$(PY) -m ipykernel install --sys-prefix --name netra-nb --display-name "Python (netra-nb)" >/dev/null
 	$(PY) -m compileall -q netra_nb >/dev/null  # an editable install is not compiled by pip (netra_nb.engine.compile_package)
 	touch $(STAMP)

@@ -6,6 +6,8 @@
    1b. Ctrl-C — SIGINT → the phase kernels gone, → ``report.html``, → exit;
 2. timing accuracy — recorded durations vs the delays the reference platform injects, 1 and 100 at once;
 3. concurrency — sessions per second and p99 first-event latency at 100, 500 and 1000 users;
+   3b. one process vs ``--cluster local:2`` (Dask): the largest fleet with nothing lost and open p99 under
+   the SLA for each, sessions/s and client CPU per session; the time to get 10,000 tokens (``bench/cluster.py``);
 4. the run-history benchmark (``bench/history_bench.py``), when present;
 5. the test suite's wall time (``make test``; and the ``--baseline`` checkout's suite).
 
@@ -32,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-SECTIONS = ("kit", "interrupt", "timing", "concurrency", "history", "suite")
+SECTIONS = ("kit", "interrupt", "timing", "concurrency", "cluster", "history", "suite")
 
 
 def machine() -> dict[str, Any]:
@@ -154,6 +156,9 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
                        f"sessions with lost events over all repeats: "
                        f"{', '.join(str(f['lost_event_sessions_all_repeats']) for f in rows)}.")
         out.append("")
+    if "cluster" in results:
+        from .cluster import markdown as cluster_markdown
+        out += cluster_markdown(results["cluster"])
     if "history" in results:
         h = results["history"]
         out += ["### 4. Run history (`bench/history_bench.py`)", ""]
@@ -261,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="a short version (about a minute)")
     ap.add_argument("--only", action="append", choices=SECTIONS, help="run only this section (repeatable)")
     ap.add_argument("--sizes", help="concurrency sizes, comma-separated (default 100,500,1000; quick 100,500)")
+    ap.add_argument("--cluster-sizes", help="fleet sizes of 3b, comma-separated (default 1000,2000,4000,6000,8000)")
     ap.add_argument("--find-limit", action="store_true", help="also grow the fleet until sessions fail")
     ap.add_argument("--no-write", action="store_true", help="print only; do not write RESULTS.md")
     ap.add_argument("--baseline", type=Path, help="another checkout of the kit (e.g. main) measured side by side in "
@@ -295,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.find_limit:
             print("\n   where it breaks", flush=True)
             results["limit"] = concurrency.find_limit([2000, 4000, 8000, 12000, 16000], ws_open=5.0)
+    if "cluster" in sections:
+        from . import cluster
+        sizes = [int(x) for x in args.cluster_sizes.split(",")] if args.cluster_sizes else (
+            [500, 1000] if args.quick else [1000, 2000, 4000, 6000, 8000])
+        print(f"\n3b. one process vs --cluster local:2 ({', '.join(map(str, sizes))} users, until one fails)", flush=True)
+        results["cluster"] = cluster.run(sizes)
     if "history" in sections:
         print("\n4. run history", flush=True)
         results["history"] = history(args.quick)

@@ -60,6 +60,18 @@ async def _fleet(platform: Platform, n: int, **overrides: Any) -> tuple[orch.Fle
     return fleet, server_cpu, max(0.0, busy - server_cpu - fleet.cpu_s), drops
 
 
+def _request_frame(obs):
+    """The frame that started the agent run (sent at ``request_t``; in the October era a handshake ack precedes
+    it). orchestration no longer has this helper since the one judgement of an agent run (386799f)."""
+    sent = [f for f in obs.frames if f.direction == "sent"]
+    if obs.request_t is not None:
+        at = next((f for f in sent if f.t == obs.request_t), None)
+        if at is not None:
+            return at
+    return next((f for f in sent if f.norm.raw_type in ("start_agent", "user_message", "execute_agent", "message",
+                                                        "chat_message")), sent[-1] if sent else None)
+
+
 def fleet_figures(fleet: orch.Fleet, server_cpu: float, offsets: tuple[float, ...], other_cpu: float = 0.0) -> dict[str, Any]:
     """The numbers of one fleet, every one from the sessions' observations (offsets only to subtract)."""
     s = fleet.sessions
@@ -73,7 +85,7 @@ def fleet_figures(fleet: orch.Fleet, server_cpu: float, offsets: tuple[float, ..
     for x in s:
         if x.obs is None or x.first_event_s is None:
             continue
-        req = orch._request_frame(x.obs)
+        req = _request_frame(x.obs)
         first = next(f for f in x.obs.frames if f.direction == "received" and f.norm.event in orch._RUN_EVENTS)
         sent_ts = _server_ts(first.text)
         if req is None or sent_ts is None:
@@ -85,7 +97,7 @@ def fleet_figures(fleet: orch.Fleet, server_cpu: float, offsets: tuple[float, ..
     for x in s:
         if x.obs is None or x.obs.welcome_s is None:
             continue
-        req = orch._request_frame(x.obs)
+        req = _request_frame(x.obs)
         if req is not None:
             grace.append(req.t - x.obs.welcome_s)
     return {
@@ -93,7 +105,7 @@ def fleet_figures(fleet: orch.Fleet, server_cpu: float, offsets: tuple[float, ..
         "completed": len(fleet.completed),
         # a session whose request went out must get exactly its five events; one that never opened
         # (a handshake timeout) is a failure, counted in categories, not a lost event
-        "lost_event_sessions": sum(1 for x in s if x.obs is not None and orch._request_frame(x.obs) is not None
+        "lost_event_sessions": sum(1 for x in s if x.obs is not None and _request_frame(x.obs) is not None
                                    and x.events != 5),
         "foreign_events": sum(len(x.foreign) for x in s),
         "categories": dict(fleet.categories()),

@@ -14,7 +14,7 @@ One place for the whole table, as a tree by where the failure shows::
     agent run ....... agent_no_events, agent_incomplete, agent_failed, agent_empty_result,
                       agent_event_order, cross_user_leak
     honesty ......... fake_fast, no_network_io, mock_fallback
-    the kit ......... config_error, client_error, unknown
+    the kit ......... config_error, client_lost, client_error, unknown
 
 Each code has a title, the likely causes (from ``failure-examples.md`` and the contract) and the
 next steps; the report shows them.
@@ -123,9 +123,13 @@ _TABLE = [
     # -- ws session --
     _c("ws_auth_ignored", "ws_session", "The session was accepted, but not as our user",
        ["The backend never read the token: a demo mode that makes every session the same demo user",
-        "The token's placement is not read (e.g. the ?token= query), so the session fell back to an anonymous user"],
+        "The token's placement is not read (e.g. the ?token= query), so the session fell back to an anonymous user",
+        "The token was read but not validated: the backend's call to the auth service failed or timed out "
+        "('Token validation failed in websocket: auth_service_unreachable') and, in development, it put an "
+        "anonymous relaxed_… user in its place instead of refusing the session"],
        ["Turn demo mode off on the backend (DEMO_MODE=0) and run again",
         "Use a token placement the backend reads (the Authorization header)",
+        "Search the backend's log at the session's time for 'Token validation failed' (an auth service too slow or down)",
         "Treat every result of these sessions as not ours: they prove nothing about authenticated users"]),
     _c("ws_internal_error", "ws_session", "The server closed the WebSocket with 1011 (internal error)",
        ["A server-side exception in the WebSocket message handling (an undefined function left by an import fallback)",
@@ -188,6 +192,14 @@ _TABLE = [
     _c("config_error", "kit", "The parameters are unusable",
        ["A missing secret environment variable", "A bad URL or a malformed params file"],
        ["Read the message: it names the key or variable", "Fix params/<env>.yaml or export the variable"]),
+    _c("client_lost", "kit", "The client side of the session was lost (a Dask worker of the fleet)",
+       ["The worker process running the session's shard was killed (out of memory, a node drained or preempted, "
+        "a Ctrl-C on `dask worker`)",
+        "The worker's machine or its network to the scheduler went away mid-fleet",
+        "The shard did not report within the fleet's budget (a worker stalled: swapping, CPU starved)"],
+       ["Nothing is known about the platform's side of these sessions: do not read them as platform failures",
+        "Look at the worker's own log (dask worker output, the pod's events: OOMKilled, Evicted) for why it went",
+        "Re-run with more workers or fewer users per worker (--cluster local:N, or scale the cluster)"]),
     _c("client_error", "kit", "The kit's own code failed",
        ["A bug in the check or a library API misuse"],
        ["Read the traceback in the evidence", "Report it to the netra-nb maintainers"]),
@@ -209,7 +221,7 @@ SEVERITY: tuple[str, ...] = (
     "agent_no_events", "agent_failed", "agent_incomplete", "agent_empty_result", "agent_event_order",
     "cross_user_leak", "mock_fallback", "fake_fast", "no_network_io",
     "http_server_error", "http_not_found", "http_client_error", "health_degraded", "contract_mismatch",
-    "client_error", "unknown",
+    "client_lost", "client_error", "unknown",
 )
 assert set(SEVERITY) | {"ok"} == set(CODES), set(CODES) ^ set(SEVERITY)
 

@@ -26,7 +26,7 @@ import httpx
 
 from . import auth
 from .frames import AGENT_EVENTS, FAILURE_EVENTS, Normalized
-from .http import HttpObservation, http_call, new_client
+from .http import IN_FLIGHT, HttpObservation, http_call, new_client
 from .judge import (Identity, Verdict, agent_run_view, close_category, judge_agent_run, judge_execute, judge_http,
                     judge_reply, judge_session_end, judge_welcome, judge_ws_failure, run_finished)
 from .params import ConfigError, Params, env_names
@@ -272,7 +272,7 @@ class Context:
         t0 = time.perf_counter()
         deadline = self.deadline_for(spec)
         live: list[Any] = []
-        scope = _LIVE.set(live)
+        scope, flight = _LIVE.set(live), IN_FLIGHT.set(live)
         try:
             async with asyncio.timeout(deadline):
                 outcome = await spec.fn(self)
@@ -285,6 +285,7 @@ class Context:
             outcome = Outcome(Verdict("error", "client_error", f"the check crashed: {type(exc).__name__}: {clip(str(exc), 200)}", tb))
         finally:
             _LIVE.reset(scope)
+            IN_FLIGHT.reset(flight)
         duration = time.perf_counter() - t0
         record = self._record(spec, outcome, started_at, duration)
         frames = self._frames(spec, outcome) if outcome.frames else []
@@ -301,6 +302,10 @@ class Context:
         and say that the deadline ended it."""
         cut = f"the check's deadline of {deadline:.0f}s (the sum of its stages' budgets) passed"
         sessions = [o for o in live if isinstance(o, WsSession)]
+        for o in live:
+            if isinstance(o, HttpObservation) and o.status is None and o.exception is None:
+                # A request still waiting when the deadline came: no answer within the time it waited.
+                o.timed_out, o.exception = True, TimeoutError(cut)
         answered = [o for o in live if isinstance(o, HttpObservation) and (o.status is not None or o.exception)]
         if sessions:
             s = sessions[-1]
@@ -382,6 +387,7 @@ class Context:
                     run_id=self.run_id, phase=self.phase, check=spec.name, seq=seq, t_s=round(f.t, 6),
                     direction=f.direction, type=f.norm.raw_type, event=f.norm.event if f.direction != "close" else "close",
                     size=f.size, run=f.norm.run_id, user_id=f.norm.user_id, text=clip(f.text, 1000), session=session,
+                    worker=w.worker,
                 ))
         return out
 
@@ -425,7 +431,7 @@ class Context:
                                f"not attempted: no token, so no session as our user ({v.message})", v.detail),
                        http=got.http if got else None)
 
-    async def explain_rejection(self, obs: WsObservation, verdict: Verdict) -> Verdict:
+    async def explain_rejection(self, obs: WsObservation, verdict: Verdict, token: str | None | object = ...) -> Verdict:
         """Differential probes for a 401/403 on the upgrade: route missing, or credentials?
 
         With our token at the platform's other WebSocket paths, without a token and with a deliberately wrong one
@@ -434,17 +440,21 @@ class Context:
         answers differently from a path with no route; the route is missing when another path opens a session
         with the same token (the record names it), or when an HTTP GET on the path succeeds (an HTTP-only route).
         When the probes cannot tell, the record says so.
+
+        ``token`` is the token the refused session carried (default: the context's own). A fleet's user passes its
+        own: the fleet's context holds no token, and a probe without one proves nothing about "the same token"
+        (the real beta-14 opens a tokenless session at /ws as an anonymous relaxed_ user).
         """
         if verdict.category != "ws_upgrade_auth_rejected":
             return verdict
         async with self._probe_lock:  # a fleet of sessions probes once
             if obs.url not in self._probe_cache:
-                self._probe_cache[obs.url] = await self._probe_rejection(obs)
+                self._probe_cache[obs.url] = await self._probe_rejection(obs, self.token if token is ... else token)
         category, message, findings = self._probe_cache[obs.url]
         return Verdict("fail", category, message.format(status=obs.upgrade_status),
                        f"{verdict.detail}; probes: {findings}")
 
-    async def _probe_rejection(self, obs: WsObservation) -> tuple[str, str, str]:
+    async def _probe_rejection(self, obs: WsObservation, ours_token: str | None) -> tuple[str, str, str]:
         p = self.params
         limit = STAGES["rejection_probes"](p)
         parts = urlsplit(p.ws_url)
@@ -456,7 +466,7 @@ class Context:
             return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
         async def attempt(token: str | None | object, path: str | None = None) -> WsObservation:
-            s = WsSession(at(path) if path else p.ws_url, self.token if token is ... else token, p.auth.placement,
+            s = WsSession(at(path) if path else p.ws_url, ours_token if token is ... else token, p.auth.placement,
                           open_timeout=limit)
             await s.open()
             await s.close()
@@ -556,7 +566,16 @@ async def check_discovery(ctx: Context) -> Outcome:
         missing = [s for s in ("backend", "auth") if s not in data["services"]]
         return f"services missing {missing}" if missing else None
 
-    return Outcome(judge_http(obs, validate=validate, sla_s=ctx.params.sla_http), http=obs)
+    verdict = judge_http(obs, validate=validate, sla_s=ctx.params.sla_http)
+    if verdict.category == "ok" and obs.json.get("available") is False:
+        # The real backend (zen beta-12..17) answers 200 with its built-in defaults when it found no discovery
+        # information, and says so: "available": false (its log: "No service discovery files found, returning
+        # fallback configuration"). Those URLs are the code's defaults (localhost:3000...), not this platform's.
+        verdict = Verdict("fail", "mock_fallback",
+                          "GET /api/discovery/services answered its fallback defaults: 'available': false (the "
+                          "platform found no discovery information; the services listed are built-in defaults)",
+                          f"HTTP {obs.status} in {obs.duration_s:.3f}s; body: {clip(obs.text, 1200)}")
+    return Outcome(verdict, http=obs)
 
 
 @check("auth_token", "connectivity", "http", "A token from the auth service",
@@ -752,7 +771,7 @@ async def agent_run_session(ctx: Context, token: str | None, identity: Identity,
     await s.close()
     verdict = judge_agent_run(s.obs, request_sent=sent, identity=identity, sent_run_id=run_id,
                               request=p.agent_request, sla_s=p.sla_agent_run, own_events_only=own_events_only)
-    return s.obs, await ctx.explain_rejection(s.obs, verdict), run_id
+    return s.obs, await ctx.explain_rejection(s.obs, verdict, token), run_id
 
 
 def run_fields(obs: WsObservation, sent_run_id: str, identity: Identity) -> dict[str, Any]:

@@ -48,10 +48,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         params = params.with_overrides(name=check_name(args.env, "environment"))
     check_auth_config(params)
     phases = _phases(args.phase)
+    cluster = _cluster(args, params, phases)
     result = run_phases(params, params_file.resolve(), Path(args.out), phases=phases, jobs=args.jobs,
-                        env_name=params.name, progress=Progress(quiet=args.quiet))
+                        env_name=params.name, progress=Progress(quiet=args.quiet), cluster=args.cluster)
     _print_end(result.summary, result.run_dir, interrupted=result.interrupted)
     return result.exit_code
+
+
+def _cluster(args: argparse.Namespace, params: Any, phases: list[str]) -> str:
+    """Where the orchestration fleet will run (--cluster, else orchestration.cluster), checked before anything
+    runs: a Dask scheduler that cannot be reached is exit 2 here, not a failed fleet later."""
+    from .params import cluster_spec
+    cluster = cluster_spec(args.cluster, "--cluster") if getattr(args, "cluster", None) else params.cluster
+    if args.cluster:
+        args.cluster = cluster
+    if not cluster or "orchestration" not in phases:
+        return cluster
+    from .cluster import probe
+    where = probe(cluster)
+    if not args.quiet:
+        print(f"orchestration fleet on {where}", flush=True)
+    return cluster
 
 
 def _print_end(summary: dict[str, Any], run_dir: Path, *, interrupted: bool = False) -> None:
@@ -99,9 +116,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         params_file.write_text(yaml.safe_dump(data, sort_keys=False))
         try:
             params = load_params(path=params_file)
-            result = run_phases(params, params_file.resolve(), out, phases=_phases(args.phase), jobs=args.jobs,
+            phases = _phases(args.phase)
+            _cluster(args, params, phases)
+            result = run_phases(params, params_file.resolve(), out, phases=phases, jobs=args.jobs,
                                 env_name="demo", extra_run_info={"fault": ",".join(faults) or None, "era": args.era},
-                                progress=Progress(quiet=args.quiet))
+                                progress=Progress(quiet=args.quiet), cluster=args.cluster)
         finally:
             params_file.unlink(missing_ok=True)
     _print_end(result.summary, result.run_dir, interrupted=result.interrupted)
@@ -158,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=str(_out_default()), help="outputs root (default outputs/)")
     run.add_argument("--params", help="a params file to use instead of params/ENV.yaml")
     run.add_argument("--quiet", "-q", action="store_true", help="print only the final lines (for CI logs)")
+    run.add_argument("--cluster", metavar="local[:N]|tcp://HOST:PORT",
+                     help="run the orchestration fleet on a Dask cluster: N worker processes here (default 2), or "
+                          "the scheduler of a cluster elsewhere (needs the [cluster] extra; overrides "
+                          "orchestration.cluster)")
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="start the reference platform and run everything against it")
@@ -167,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--jobs", type=int, default=3)
     demo.add_argument("--out", default=str(_out_default()))
     demo.add_argument("--quiet", "-q", action="store_true", help="print only the final lines")
+    demo.add_argument("--cluster", metavar="local[:N]|tcp://HOST:PORT",
+                      help="run the orchestration fleet on a Dask cluster (as for run)")
     demo.set_defaults(func=cmd_demo)
 
     serve = sub.add_parser("serve", help="serve the reference platform")

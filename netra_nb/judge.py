@@ -116,12 +116,13 @@ def _as_ours(verdict: Verdict, wrong: Verdict | None) -> Verdict:
 
 def judge_identity(obs: Any, identity: Identity) -> Verdict | None:
     """``ws_auth_ignored`` when the platform welcomed the session as a user that is not ours (the token was not
-    read: a demo user, an anonymous fallback); None when it named ours, or named nobody."""
+    read: a demo user; or not accepted: an anonymous fallback); None when it named ours, or named nobody."""
     for raw_type, claimed in obs.identity_claims():
         if identity.matches(claimed) is False:
             return Verdict("fail", "ws_auth_ignored",
                            f"the session was accepted, but as user {claimed!r} ({raw_type}), not as ours "
-                           f"({identity.text()}): the platform did not read our token",
+                           f"({identity.text()}): the platform did not take our token (never read it, or did not accept it "
+                           f"and put a stand-in user in its place)",
                            f"placement={obs.placement}; frames: {_frames_text(obs)}")
     return None
 
@@ -676,7 +677,7 @@ def judge_agent_run(
         f = view.other_user[0].norm
         wrong = Verdict("fail", "ws_auth_ignored",
                         f"our request ran as user {f.user_id!r}, not as ours ({identity.text()}): the platform did "
-                        f"not read our token", f"frames: {_frames_text(obs, 16)}")
+                        f"not take our token (never read it, or did not accept it and put a stand-in user in its place)", f"frames: {_frames_text(obs, 16)}")
     return _as_ours(_judge_run(obs, view, identity, request, sla_s, own_events_only), wrong)
 
 

@@ -94,24 +94,27 @@ def _register_token(token: str | None) -> None:
         register_secret(token)
 
 
-async def user_tokens(ctx: Context, users: int) -> list[UserToken]:
-    """One token per user (see the module's docstring for each ``auth.method``)."""
+async def user_tokens(ctx: Context, users: int, *, indices: Iterable[int] | None = None,
+                      concurrency: int = TOKEN_CONCURRENCY) -> list[UserToken]:
+    """One token per user (see the module's docstring for each ``auth.method``): users 0..users-1, or the
+    users ``indices`` (a shard of a fleet on a cluster, with its part of the ``concurrency``)."""
     p = ctx.params
     method = p.auth.method
+    idx = list(indices) if indices is not None else list(range(users))
     if method == "none":
-        return [UserToken(i, None, None) for i in range(users)]
+        return [UserToken(i, None, None) for i in idx]
     if method == "token":
         token = auth.secret_from_env(p.auth.token_env, purpose="a ready-made token")
         user_id = auth.token_subject(token)
-        return [UserToken(i, user_id, token, identity=Identity.of(user_id)) for i in range(users)]
+        return [UserToken(i, user_id, token, identity=Identity.of(user_id)) for i in idx]
     if method == "local_jwt":
         secret = auth.signing_secret(p)
         return [UserToken(i, f"e2e-nb-user-{i}",
                           auth.sign_token(secret, f"e2e-nb-user-{i}", _user_email(p, i), register=False),
                           _user_email(p, i), identity=Identity.of(f"e2e-nb-user-{i}"))
-                for i in range(users)]
+                for i in idx]
     # e2e_endpoint: one call per user, a bounded number in flight.
-    gate = asyncio.Semaphore(TOKEN_CONCURRENCY)
+    gate = asyncio.Semaphore(max(1, concurrency))
 
     async def one(i: int) -> UserToken:
         email = _user_email(p, i)
@@ -127,7 +130,7 @@ async def user_tokens(ctx: Context, users: int) -> list[UserToken]:
         return UserToken(i, sub or (str(user["id"]) if user.get("id") else None), token, email, None, obs,
                          Identity.of(sub, user.get("id")))
 
-    return list(await asyncio.gather(*(one(i) for i in range(users))))
+    return list(await asyncio.gather(*(one(i) for i in idx)))
 
 
 # -- one session's evidence (pure) --------------------------------------------------------------
@@ -153,6 +156,7 @@ class SessionRun:
     end_s: float | None = None  # when the session ended, seconds since the fleet started
     completed_at_s: float | None = None  # when agent_completed arrived, seconds since the fleet started
     not_ours: Verdict | None = None  # the platform named another user for this session (its token was not read)
+    worker: str | None = None  # the Dask worker that ran it (a fleet on a cluster); None: this process
 
     @property
     def category(self) -> str:
@@ -168,7 +172,7 @@ class SessionRun:
             "completion_s": self.completion_s, "events": self.events, "category": self.category,
             "foreign_events": len(self.foreign), "start_s": self.start_s, "end_s": self.end_s,
             "completed_at_s": self.completed_at_s, "server_exec_s": self.server_exec_s,
-            "bytes_received": self.obs.bytes_received if self.obs else 0,
+            "bytes_received": self.obs.bytes_received if self.obs else 0, "worker": self.worker,
         }
 
 
@@ -272,6 +276,8 @@ class Fleet:
     loop_lag: LoopLag
     cpu_s: float  # this process's CPU time during the sessions
     token_failures: list[UserToken] = field(default_factory=list)
+    #: the fleet ran on a Dask cluster (orchestration.cluster): per shard its worker, users, CPU, start lateness
+    shards: list[dict[str, Any]] | None = None
 
     @property
     def observations(self) -> list[WsObservation]:
@@ -304,6 +310,7 @@ class Fleet:
             "peak_concurrency": self.peak_concurrency(), "latency_s": self.latency(),
             "loop_lag_ms": {"p50": self.loop_lag.p50_ms, "p99": self.loop_lag.p99_ms, "max": self.loop_lag.max_ms},
             "client_cpu_s": round(self.cpu_s, 3),
+            **({"shards": self.shards} if self.shards is not None else {}),
         }
 
 
@@ -362,43 +369,71 @@ async def run_fleet(ctx: Context, users: int | None = None, *, progress: Callabl
     warning = _fd_headroom(n)
     if warning and progress:
         progress(f"  fleet: {warning}")
+    how = {"e2e_endpoint": "one E2E call per user", "local_jwt": "one signed per user",
+           "token": "ONE shared token for every user", "none": "no token"}[p.auth.method]
+    # On a cluster, each worker calls the E2E endpoint for its own shard's users (the calls' client CPU,
+    # ~5 ms each, would make one process the bottleneck of ten thousand users); signing stays here (~0.1 ms).
+    spread_tokens = bool(p.cluster) and not tokens and p.auth.method == "e2e_endpoint"
     t_tok = time.perf_counter()
-    tokens = tokens[:n] if tokens else await user_tokens(ctx, n)
-    tokens_s = time.perf_counter() - t_tok
-    ok = [u for u in tokens if u.verdict is None]
-    failed = [u for u in tokens if u.verdict is not None]
-    if progress:
-        how = {"e2e_endpoint": "one E2E call per user", "local_jwt": "one signed per user",
-               "token": "ONE shared token for every user", "none": "no token"}[p.auth.method]
-        progress(f"  fleet: {n} users, tokens in {tokens_s:.2f}s ({p.auth.method}: {how}"
-                 f"{f'; {len(failed)} failed' if failed else ''})")
-    monitor = _Progress(n, progress)
+    if not spread_tokens:
+        tokens = tokens[:n] if tokens else await user_tokens(ctx, n)
+        tokens_s = time.perf_counter() - t_tok
+        ok = [u for u in tokens if u.verdict is None]
+        failed = [u for u in tokens if u.verdict is not None]
+        if progress:
+            progress(f"  fleet: {n} users, tokens in {tokens_s:.2f}s ({p.auth.method}: {how}"
+                     f"{f'; {len(failed)} failed' if failed else ''})")
     started_at = utc_now()
-    t0 = time.perf_counter()
-    cpu0 = time.process_time()
-    watcher = asyncio.get_running_loop().create_task(monitor.run(t0))
+    lost: dict[int, Verdict] = {}
+    worker_of: dict[int, str] = {}
+    shards = None
+    if p.cluster:
+        # The sessions spread over a Dask cluster's workers, each shard on its own loop, all at one instant.
+        from .cluster import run_sharded
+        spread = await run_sharded(ctx, None if spread_tokens else ok, progress=progress, users=n)
+        finished, lost, worker_of, shards = spread.finished, spread.lost, spread.worker_of, spread.shards
+        if spread_tokens:
+            tokens, tokens_s = spread.tokens, spread.tokens_s
+            ok = [u for u in tokens if u.verdict is None]
+            failed = [u for u in tokens if u.verdict is not None]
+            for u in ok:
+                _register_token(u.token)
+            if progress:
+                progress(f"  fleet: {n} users, tokens in {tokens_s:.2f}s on the workers ({p.auth.method}: {how}"
+                         f"{f'; {len(failed)} failed' if failed else ''})")
+        t0, cpu_s, wall_s, loop_lag = spread.t0, spread.cpu_s, spread.wall_s, spread.loop_lag
+    else:
+        monitor = _Progress(n, progress)
+        t0 = time.perf_counter()
+        cpu0 = time.process_time()
+        watcher = asyncio.get_running_loop().create_task(monitor.run(t0))
 
-    async def one(u: UserToken) -> tuple[UserToken, WsObservation, Verdict, str]:
-        obs, verdict, run_id = await agent_run_session(ctx, u.token, u.identity, own_events_only=True)
-        monitor.done += 1
-        return u, obs, verdict, run_id
+        async def one(u: UserToken) -> tuple[UserToken, WsObservation, Verdict, str]:
+            obs, verdict, run_id = await agent_run_session(ctx, u.token, u.identity, own_events_only=True)
+            monitor.done += 1
+            return u, obs, verdict, run_id
 
-    try:
-        # Every session starts in the same loop iteration: the users really are there at once.
-        finished = await asyncio.gather(*(one(u) for u in ok))
-    finally:
-        watcher.cancel()
-    cpu_s = time.process_time() - cpu0
-    wall_s = time.perf_counter() - t0
+        try:
+            # Every session starts in the same loop iteration: the users really are there at once.
+            finished = await asyncio.gather(*(one(u) for u in ok))
+        finally:
+            watcher.cancel()
+        cpu_s = time.process_time() - cpu0
+        wall_s = time.perf_counter() - t0
+        loop_lag = monitor.result()
     by_user = {u.index: (obs, v, run_id) for u, obs, v, run_id in finished}
     sessions = []
     for u in tokens:
+        if u.index in lost:  # its worker was lost: a row that says so, never a gap
+            sessions.append(SessionRun(u.index, u.user_id, 0.0, None, lost[u.index], worker=worker_of.get(u.index)))
+            continue
         obs, verdict, run_id = by_user.get(u.index, (None, None, None))
         sessions.append(session_run(u, obs, verdict, t0, run_id))
+        sessions[-1].worker = worker_of.get(u.index)
     if progress:
         progress(f"  fleet: {sum(s.completed for s in sessions)}/{n} completed in {wall_s:.2f}s")
     return Fleet(n, p.auth.method, p.auth.method in ("token", "none"), started_at, sessions, tokens_s, wall_s,
-                 monitor.result(), cpu_s, failed)
+                 loop_lag, cpu_s, failed, shards)
 
 
 def fleet_budget(params: Params) -> float:
@@ -407,6 +442,9 @@ def fleet_budget(params: Params) -> float:
     tokens = token_rounds * (STAGES["token"](params) + STAGES["auth_health"](params))
     session = sum(STAGES[s](params) for s in ("open", "welcome", "agent", "probe", "linger", "close",
                                                "rejection_probes"))
+    if params.cluster:  # the cluster's start and its workers' readiness come first
+        from .cluster import cluster_budget
+        return tokens + session + cluster_budget(params)
     return tokens + session
 
 
@@ -463,7 +501,27 @@ def _fleet_evidence(fleet: Fleet) -> str:
     return (f"{fleet.users} users, {_identity_note(fleet)}; tokens in {fleet.tokens_s:.2f}s; sessions ran "
             f"{fleet.wall_s:.2f}s, peak {s['peak_concurrency']} open at once, {len(fleet.completed)} completed "
             f"({rate}); own agent events per session {s['events_per_session']}; {fleet.loop_lag.text()}; "
-            f"client CPU {fleet.cpu_s:.2f}s")
+            f"client CPU {fleet.cpu_s:.2f}s" + _shards_text(fleet))
+
+
+#: Sessions that failed on the client's side: they say nothing of the platform.
+_KIT_SIDE = frozenset({"client_lost", "client_error"})
+
+
+def _failed_status(failures: Counter) -> str:
+    """``fail`` when some session failed on the platform's account; ``error`` when every failure was the
+    client's own (a lost Dask worker, a crash in the kit): the platform was not shown to fail."""
+    return "fail" if any(c not in _KIT_SIDE for c in failures) else "error"
+
+
+def _shards_text(fleet: Fleet) -> str:
+    if not fleet.shards:
+        return ""
+    parts = [f"{sh['worker']}: {sh['users']} users" + (f", LOST ({sh['lost']})" if sh["lost"] else
+                                                        f", started {sh['start_late_ms']:.0f} ms after the agreed "
+                                                        f"instant, CPU {sh['cpu_s']:.2f}s")
+             for sh in fleet.shards]
+    return f"; on {len(fleet.shards)} Dask workers ({'; '.join(parts)})"
 
 
 @check("concurrent_agent_runs", PHASE, "agent", "Many users' agent runs at once",
@@ -492,7 +550,7 @@ async def check_concurrent_agent_runs(ctx: Context) -> Outcome:
         for cat, _ in failures.most_common():
             ex = next(s for s in fleet.sessions if s.verdict.category == cat)
             examples.append(f"[{cat}] user {ex.user}: {ex.verdict.message} — {clip(ex.verdict.detail, 300)}")
-        verdict = Verdict("fail", dominant,
+        verdict = Verdict(_failed_status(failures), dominant,
                           clip(f"{len(fleet.completed)}/{n} agent runs completed; {k} failed with {dominant} "
                                f"(user {rep.user}: {rep.verdict.message})", 400),
                           f"sessions by category: {by_cat}; {evidence}; examples: " + " | ".join(examples))
@@ -595,7 +653,7 @@ async def check_latency_percentiles(ctx: Context) -> Outcome:
     if failed:
         # Percentiles over the survivors would hide the runs that never finished.
         dominant, k = failed.most_common(1)[0]
-        verdict = Verdict("fail", dominant,
+        verdict = Verdict(_failed_status(failed), dominant,
                           f"percentiles of {measured} of {fleet.users} runs would describe only the survivors: "
                           f"{sum(failed.values())} run(s) did not complete ({k} {dominant}; see concurrent_agent_runs)",
                           f"open {_pcts_text(lat['open'])}, completion {_pcts_text(lat['completion'])} over the "
@@ -632,7 +690,7 @@ async def check_latency_percentiles(ctx: Context) -> Outcome:
 # -- the notebook's side: table, charts, phase handle ---------------------------------------------
 
 SESSION_COLUMNS = ["user", "open_s", "first_event_s", "completion_s", "events", "category", "foreign_events",
-                   "user_id", "start_s", "end_s", "completed_at_s", "server_exec_s", "bytes_received"]
+                   "user_id", "start_s", "end_s", "completed_at_s", "server_exec_s", "bytes_received", "worker"]
 
 
 def sessions_frame(fleet: Fleet | None):

@@ -52,7 +52,7 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "auth": ("method", "key_env", "secret_env", "token_env", "placement", "email"),
     "timeouts": ("http", "ws_open", "agent_run", "run"),
     "agent": ("message_type", "request", "agent_type"),
-    "orchestration": ("users",),
+    "orchestration": ("users", "cluster"),
     "sla": ("http", "agent_run"),
 }
 _SECRET_WORDS = ("secret", "key", "token", "password", "passwd", "credential")
@@ -94,6 +94,9 @@ class Params:
     agent_request: str = "Analyze test data for pipeline validation"
     agent_type: str = "triage"
     users: int = 5
+    #: where the orchestration fleet runs: "" this process; "local[:N]" a Dask LocalCluster of N worker
+    #: processes here; "tcp://HOST:PORT" the scheduler of a Dask cluster (netra_nb/cluster.py)
+    cluster: str = ""
     sla_http: float = 2.0
     sla_agent_run: float = 15.0
     #: Test credentials (E2E bypass, local signing) only where a params file says true: fail closed.
@@ -246,6 +249,36 @@ def _number(section: Mapping[str, Any], key: str, where: str, default: float, *,
     return float(value)
 
 
+_CLUSTER_LOCAL = re.compile(r"local(?::(\d{1,3}))?")
+
+
+def cluster_spec(value: Any, where: str = "orchestration.cluster") -> str:
+    """A valid cluster address (see :attr:`Params.cluster`), normalized; ConfigError naming ``where`` otherwise.
+    Nothing is contacted here: an unreachable scheduler is found by :func:`netra_nb.cluster.probe`."""
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string (local, local:N or tcp://HOST:PORT), not {value!r}")
+    text = value.strip()
+    m = _CLUSTER_LOCAL.fullmatch(text)
+    if m:
+        n = int(m.group(1)) if m.group(1) else None
+        if n is not None and not 1 <= n <= 256:
+            raise ConfigError(f"{where} {value!r}: the number of local workers must be 1 to 256")
+        return text
+    parts = urlsplit(text)
+    if parts.scheme == "tcp" and parts.hostname and not parts.path.strip("/") and not parts.query:
+        try:
+            port = parts.port
+        except ValueError:
+            raise ConfigError(f"{where} {value!r} has an invalid port") from None
+        if port is None:
+            raise ConfigError(f"{where} {value!r} names no port (a Dask scheduler listens on 8786 by default)")
+        return text
+    raise ConfigError(f"{where} {value!r} must be local, local:N (N worker processes on this machine) or the "
+                      f"address of a Dask scheduler, tcp://HOST:PORT")
+
+
 def _url(data: Mapping[str, Any], key: str, schemes: tuple[str, ...], source: str) -> str:
     value = data.get(key)
     if not value or not isinstance(value, str):
@@ -332,6 +365,7 @@ def parse_params(data: Any, *, source: str = "<params>", default_name: str = "",
         agent_request=request,
         agent_type=str(agent.get("agent_type", "triage")),
         users=_number(orch, "users", "orchestration", 5, integer=True),
+        cluster=cluster_spec(orch.get("cluster", ""), f"{source}: orchestration.cluster"),
         sla_http=_number(sla, "http", "sla", 2.0),
         sla_agent_run=_number(sla, "agent_run", "sla", 15.0),
         allow_test_auth=allow,

@@ -133,6 +133,7 @@ class Frame:
     user_id: str | None = None
     text: str = ""  # the payload (truncated, secrets redacted)
     session: int = 0  # which session of the check (orchestration has many)
+    worker: str | None = None  # the Dask worker whose session it was (--cluster); None: the phase's own process
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in FRAME_FIELDS}

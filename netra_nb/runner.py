@@ -177,9 +177,18 @@ def _stopped_result(nb: str, reason: str, started: float, during: bool) -> dict[
             "error": {"cell": None, "ename": "Interrupted", "evalue": evalue}}
 
 
+def _set_cluster(params_file: Path, cluster: str) -> None:
+    import yaml
+    data = yaml.safe_load(params_file.read_text()) or {}
+    orch = data.get("orchestration") if isinstance(data.get("orchestration"), dict) else {}
+    data["orchestration"] = {**orch, "cluster": cluster}
+    params_file.write_text(f"# the params file as used, with `--cluster {cluster}` (orchestration.cluster)\n"
+                           + yaml.safe_dump(data, sort_keys=False))
+
+
 def run_phases(params: Params, params_file: Path, out: Path, *, phases: list[str] | None = None, jobs: int = 3,
                env_name: str | None = None, extra_run_info: dict[str, Any] | None = None,
-               report: bool = True, progress: Progress | None = None) -> RunResult:
+               report: bool = True, progress: Progress | None = None, cluster: str | None = None) -> RunResult:
     """Make the run folder, execute the phase notebooks, finalize; returns the run folder and exit code.
 
     Exit code 130 when Ctrl-C stopped the run (the report is still written from the rows, unless a
@@ -197,6 +206,9 @@ def run_phases(params: Params, params_file: Path, out: Path, *, phases: list[str
     import shutil
     shutil.copyfile(params_file, run_dir / "params.yaml")
     params_file = run_dir / "params.yaml"
+    if cluster:  # --cluster: the params as used say where the fleet ran (the notebook reads them from here)
+        _set_cluster(params_file, cluster)
+        info["cluster"] = cluster
     write_run_json(run_dir, info)
     progress.say(f"run {run_id}: {', '.join(phases)} against {env_name} ({params.base_url}) → {run_dir}")
     stop = _Stop()
@@ -433,7 +445,7 @@ def exit_code(run_dir: Path, summary: dict[str, Any]) -> int:
     if by_status.get("fail"):
         return EXIT_FAILED
     if by_status.get("error"):
-        kit_only = all(c in ("client_error", "unknown") for c, n in summary.get("categories", {}).items()
+        kit_only = all(c in ("client_error", "client_lost", "unknown") for c, n in summary.get("categories", {}).items()
                        if c != "ok" and n)
         return EXIT_KIT if kit_only else EXIT_FAILED
     return EXIT_OK
@@ -450,6 +462,8 @@ def _to_parquet(rows: list[dict[str, Any]], columns: tuple[str, ...], path: Path
     for col in ("http_status", "ws_close_code"):
         if col in df:
             df[col] = pd.array(df[col], dtype="Int64")
+    if "worker" in df:  # frames: a string column, null unless the fleet ran on a Dask cluster
+        df["worker"] = df["worker"].astype("string")
     for col in ("bytes_sent", "bytes_received", "seq", "size", "session"):
         if col in df:
             df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype("int64")

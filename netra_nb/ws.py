@@ -77,6 +77,7 @@ class WsObservation:
     request_t: float | None = None  # when the request under test went out (not a handshake ack)
     bytes_sent: int = 0  # counted on the socket: the upgrade, every frame, control frames, the close
     bytes_received: int = 0
+    worker: str | None = None  # the Dask worker that ran the session (a fleet on a cluster); None: this process
 
     @property
     def close_t(self) -> float | None:

@@ -43,7 +43,11 @@ def token_sub(token: str | None) -> str | None:
 
 def request_token(ws: ServerConnection) -> str | None:
     """The token a client sent: the Authorization header, a ``jwt.`` subprotocol or the ``?token=`` query."""
-    request = ws.request
+    return token_of(ws.request)
+
+
+def token_of(request: Any) -> str | None:
+    """:func:`request_token` of an opening handshake request (before the accept)."""
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
@@ -105,13 +109,16 @@ class WsStub(_LoopThread):
 
     ``session(ws, me)`` runs after the accept (``me``: the ``sub`` of the client's token, or None). ``refuse``
     maps a path to ``(status, body)`` answered instead of the upgrade; ``get`` maps a path to ``(status, body)``
-    answered to a plain HTTP GET; any other path serves sessions.
+    answered to a plain HTTP GET; any other path serves sessions. ``tokenless`` (status, body) is answered to an
+    upgrade that carries no token, at any path (a route that needs a token before it accepts).
     """
 
     def __init__(self, session: Session, *, refuse: dict[str, tuple[int, bytes]] | None = None,
-                 get: dict[str, tuple[int, bytes]] | None = None, serve_paths: tuple[str, ...] | None = None) -> None:
+                 get: dict[str, tuple[int, bytes]] | None = None, serve_paths: tuple[str, ...] | None = None,
+                 tokenless: tuple[int, bytes] | None = None) -> None:
         super().__init__()
         self.session = session
+        self.tokenless = tokenless
         self.refuse = refuse or {}
         self.get = get or {}
         self.serve_paths = serve_paths  # None: every path not refused
@@ -131,6 +138,9 @@ class WsStub(_LoopThread):
             return _response(status, body, "application/json" if body else None)
         if self.serve_paths is not None and path not in self.serve_paths:
             return _response(403, b"", None)
+        if self.tokenless is not None and token_of(request) is None:
+            status, body = self.tokenless
+            return _response(status, body, "application/json" if body else None)
         return None
 
     async def _start(self):

@@ -408,6 +408,37 @@ def test_the_execute_endpoint_passes_only_on_the_agents_own_answer(answer, categ
     assert r.category == category, r.message
 
 
+#: beta-14/17's answer when no discovery file exists (their log: "No service discovery files found, returning
+#: fallback configuration"): the code's defaults, and "available": false
+FALLBACK_SERVICES = {"services": {
+    "backend": {"port": 8000, "url": "http://localhost:8000", "api_url": "http://localhost:8000",
+                "ws_url": "ws://localhost:8000/ws", "timestamp": "2026-12-06T21:14:41.035473", "cors_metadata": None},
+    "frontend": {"port": 3000, "url": "http://localhost:3000", "api_url": None, "ws_url": None,
+                 "timestamp": "2026-12-06T21:14:41.035473", "cors_metadata": None},
+    "auth": {"port": 8081, "url": "http://localhost:8081", "api_url": "http://localhost:8081", "ws_url": None,
+             "timestamp": "2026-12-06T21:14:41.035473", "cors_metadata": None}},
+    "timestamp": "2026-12-06T21:14:41.035599", "available": False}
+
+
+@pytest.mark.parametrize("available, verdict", [
+    (False, ("fail", "mock_fallback")),   # the platform says the list is its fallback defaults
+    (True, ("pass", "ok")),
+    (None, ("pass", "ok")),                # a shape without the flag is judged on its services alone
+])
+def test_service_discovery_does_not_pass_on_the_platforms_fallback_defaults(available, verdict):
+    answer = dict(FALLBACK_SERVICES)
+    if available is None:
+        del answer["available"]
+    else:
+        answer["available"] = available
+    with HttpStub({("GET", "/api/discovery/services"): Answer(200, answer)}) as srv:
+        r = run(params("ws://127.0.0.1:9/ws", srv.http_url, http=10), "service_discovery")["service_discovery"]
+    # a loaded machine may make the answer slower than the SLA: degraded is the same verdict for this rule
+    assert (r.status.replace("degraded", "pass"), r.category) == verdict, r.message
+    if available is False:
+        assert "'available': false" in r.message and '"available":false' in r.detail.replace(" ", "")
+
+
 # -- what is counted ---------------------------------------------------------------------------------------
 
 def test_http_bytes_are_the_bytes_on_the_wire():
@@ -465,6 +496,17 @@ def test_fleet_sessions_judge_their_own_run_and_report_leaks_under_isolation():
         rs = run(params(srv.ws_url), "concurrent_agent_runs", "user_isolation", phase="orchestration")
     assert rs["concurrent_agent_runs"].status == "pass", rs["concurrent_agent_runs"].message
     assert (rs["user_isolation"].status, rs["user_isolation"].category) == ("fail", "cross_user_leak")
+
+
+def test_a_fleets_route_probes_carry_the_users_own_token():
+    # beta-14 with a ws_url that has no route: 403 whatever the token; /ws opens, and opens even a tokenless
+    # session (as an anonymous user). A probe of "the same token" at /ws must carry the user's token: this
+    # /ws refuses a tokenless upgrade, so a probe without one could not find the path that works.
+    with WsStub(healthy, serve_paths=("/ws",), tokenless=(403, b"")) as srv:
+        rs = run(params(f"ws://127.0.0.1:{srv.port}/api/nows"), "concurrent_agent_runs", phase="orchestration")
+    r = rs["concurrent_agent_runs"]
+    assert (r.status, r.category) == ("fail", "ws_route_missing"), r.message
+    assert "opens a session at /ws" in r.message and "point ws_url at /ws" in r.message
 
 
 def test_a_fleet_of_demo_users_fails_isolation_as_auth_ignored():
@@ -612,3 +654,29 @@ def test_a_check_cut_short_is_judged_on_what_it_saw(overrunning_check):
         r = run(params("ws://127.0.0.1:9/ws", srv.http_url, http=0.5), overrunning_check)[overrunning_check]
     assert (r.status, r.category, r.http_status) == ("fail", "http_unavailable", 503)
     assert "then the check's deadline of" in r.message and r.bytes_received > 0
+
+
+@pytest.fixture
+def check_cut_while_waiting():
+    """A check that starts its request late in its one stage, so its deadline comes while the request waits."""
+    from netra_nb.checks import CHECKS, DEADLINE_MARGIN, PHASE_CHECKS, Outcome, check
+
+    @check("cut_while_waiting", "test-only", "http", "test", "test", stages=("http",))
+    async def late(ctx):
+        await asyncio.sleep(DEADLINE_MARGIN + ctx.params.timeout_http * 0.6)
+        obs = await ctx.get("/health")
+        return Outcome(None, http=obs)  # never reached: the deadline comes first
+
+    yield "cut_while_waiting"
+    CHECKS.pop("cut_while_waiting")
+    PHASE_CHECKS.pop("test-only")
+
+
+def test_a_request_waiting_when_the_deadline_comes_is_a_read_timeout(check_cut_while_waiting):
+    """On a loaded machine the check's deadline can pass before the request's own timeout fires: the row is the
+    request that got no answer (read_timeout, the bytes it sent), never 'error/unknown, nothing observed'."""
+    with HttpStub({("GET", "/health"): Answer(200, {"status": "healthy"}, delay=30)}) as srv:
+        r = run(params("ws://127.0.0.1:9/ws", srv.http_url, http=1.0), check_cut_while_waiting)[check_cut_while_waiting]
+    assert (r.status, r.category, r.http_status) == ("fail", "read_timeout", None)
+    assert "no answer within" in r.message and "then the check's deadline of" in r.message
+    assert r.bytes_sent > 0 and r.bytes_received == 0

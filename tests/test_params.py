@@ -201,7 +201,7 @@ def test_every_variable_the_params_name_is_registered_whether_used_or_not(monkey
 def test_environment_yml_and_pyproject_name_the_same_dependencies():
     import tomllib
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pyproject = _names(project["dependencies"]) | _names(project["optional-dependencies"]["test"])
+    pyproject = _names(project["dependencies"]).union(*(_names(extra) for extra in project["optional-dependencies"].values()))
     env = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
     conda = _names(d for d in env if isinstance(d, str)) - {"python", "pip"}
     assert pyproject == conda
