@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from . import auth
+from . import auth, wire
 from .frames import AGENT_EVENTS, FAILURE_EVENTS, Normalized
 from .http import IN_FLIGHT, HttpObservation, http_call, new_client
 from .judge import (Identity, Verdict, agent_run_view, close_category, judge_agent_run, judge_execute, judge_http,
@@ -185,6 +185,7 @@ class Context:
         self.shared: dict[str, asyncio.Task[Any]] = {}
         self.records: list[Record] = []
         self.frames: list[Frame] = []
+        self._wire_params = False  # the params' summary goes to wire.jsonl once per context
 
     @property
     def user_id(self) -> str | None:
@@ -299,6 +300,8 @@ class Context:
         deadline = self.deadline_for(spec)
         live: list[Any] = []
         scope, flight = _LIVE.set(live), IN_FLIGHT.set(live)
+        recording = wire.scope(self.run_dir, self.phase, name, self.params, write_params=not self._wire_params)
+        self._wire_params = True
         try:
             async with asyncio.timeout(deadline):
                 if spec.source is not None:
@@ -313,6 +316,7 @@ class Context:
             tb = clip("".join(traceback.format_exception(exc)), 2000, tail=True)
             outcome = Outcome(Verdict("error", "client_error", f"the check crashed: {type(exc).__name__}: {clip(str(exc), 200)}", tb))
         finally:
+            wire.leave(recording)
             _LIVE.reset(scope)
             IN_FLIGHT.reset(flight)
         duration = time.perf_counter() - t0

@@ -128,6 +128,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if args.replay:
+        from .replay import replay_main
+        if args.fault:
+            raise ConfigError("--replay serves a recording: --fault does not apply")
+        return replay_main(args.replay, host=args.host, port=args.port)
     from .refserver import serve_main
     argv = ["--era", args.era, "--port", str(args.port), "--host", args.host]
     if args.fault:
@@ -159,6 +164,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_triage(args: argparse.Namespace) -> int:
     from .triage import triage_main
     return triage_main([Path(f) for f in args.files], Path(args.out))
+
+
+def cmd_corpus(args: argparse.Namespace) -> int:
+    from .corpus import corpus_add
+    entry = corpus_add(Path(args.run_dir), args.name, Path(args.root), note=args.note)
+    print(entry)
+    return 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -196,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve the reference platform")
     serve.add_argument("--fault")
+    serve.add_argument("--replay", metavar="RUN_DIR",
+                       help="serve a recorded run (its wire.jsonl) back, as the platform answered it, instead")
     serve.add_argument("--era", default="mid", choices=["early", "mid", "october"])
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--host", default="127.0.0.1")
@@ -217,6 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     triage.add_argument("files", nargs="+")
     triage.add_argument("--out", default=str(_out_default()))
     triage.set_defaults(func=cmd_triage)
+
+    corpus = sub.add_parser("corpus", help="turn a recorded run into a regression test (tests/corpus/NAME)")
+    corpus_sub = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
+    corpus_add = corpus_sub.add_parser("add", help="copy RUN_DIR's recording and verdicts to tests/corpus/NAME")
+    corpus_add.add_argument("run_dir")
+    corpus_add.add_argument("name")
+    corpus_add.add_argument("--root", default="tests/corpus", help="the corpus folder (default tests/corpus)")
+    corpus_add.add_argument("--note", help="what the platform was (kept in the entry's run.json)")
+    corpus_add.set_defaults(func=cmd_corpus)
 
     history = sub.add_parser("history", help="execute the history notebook")
     history.add_argument("--env")

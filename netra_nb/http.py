@@ -17,6 +17,7 @@ from typing import Any
 import httpcore
 import httpx
 
+from . import wire
 from .redact import clip
 
 __all__ = ["HttpObservation", "http_call", "new_client", "MAX_BODY"]
@@ -147,7 +148,8 @@ async def http_call(
             retry.bytes_received += obs.bytes_received
             retry.duration_s = time.perf_counter() - t0
             retry.started = t0
-            return retry
+            obs = retry
+    wire.record_http(obs, headers=headers, json_body=json_body, content=content)
     return obs
 
 

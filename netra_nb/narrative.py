@@ -192,9 +192,22 @@ def _facts(run: Run) -> str:
     return " · ".join(facts)
 
 
+def replay_note(run: Run) -> str | None:
+    """When the server said it was a replay (``netra-nb serve --replay``), of which recorded run: a line."""
+    from .wire import replay_of
+    info = replay_of(run.dir)
+    if not info:
+        return None
+    return (f"**↻ A replay.** Every answer came from the recording of run {_code(info.get('run') or '?')} "
+            f"(environment **{_md(info.get('env') or '?')}**, started {_when(info.get('started_at'))}), "
+            f"served back by `netra-nb serve --replay`, as the server said on each answer: the verdicts are "
+            f"the recorded platform's, not the platform's today.")
+
+
 def _overview(run: Run) -> list[str]:
     """What did not finish, then "In short" (Markdown lines)."""
-    lines: list[str] = []
+    note = replay_note(run)
+    lines: list[str] = [note, ""] if note else []
     notes = unfinished_notes(run)
     if notes:
         lines += ["**⚠ Not everything finished:**", ""] + [f"- {n}" for n in notes] + [""]

@@ -20,6 +20,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from . import wire
 from .frames import Normalized, normalize
 from .redact import clip, redact
 
@@ -216,6 +217,7 @@ class WsSession:
         self._counter: _CountingConnection | None = None  # exists from the upgrade on, even when it is refused
         self._sock: socket.socket | None = None
         self._acked = False
+        self.wire = wire.session_for(self)  # what goes on the wire, when a check is recorded (wire.jsonl)
 
     # -- opening ---------------------------------------------------------------------------
     async def __aenter__(self) -> "WsSession":
@@ -288,6 +290,8 @@ class WsSession:
                 obs.upgrade_headers = {k.lower(): redact(v) for k, v in self.conn.response.headers.raw_items()}
             obs.stage = "welcome"
             self._count()
+            if self.wire:
+                self.wire.upgrade(self)
             return True
         except TimeoutError as exc:
             obs.timed_out_stage = obs.stage
@@ -304,6 +308,8 @@ class WsSession:
         obs.duration_s = self._now()
         if self._sock is not None and self.conn is None:
             self._sock.close()
+        if self.wire:
+            self.wire.upgrade(self)
         return False
 
     def _count(self) -> None:
@@ -336,6 +342,8 @@ class WsSession:
         size = len(text.encode())
         self._count()
         self.obs.frames.append(WsFrame(t, "sent", size, clip(text, TEXT_KEEP), normalize(text)))
+        if self.wire:
+            self.wire.frame("sent", t, text)
         if self.obs.first_client_message_t is None:
             self.obs.first_client_message_t = t
         if request and self.obs.request_t is None:
@@ -365,6 +373,8 @@ class WsSession:
         self._count()
         frame = WsFrame(t, "received", size, text, norm)
         self.obs.frames.append(frame)
+        if self.wire:
+            self.wire.frame("received", t, payload)
         if norm.event == "ping" and self.conn is not None:
             # Early-era servers ping with JSON frames and expect a JSON pong.
             await self.send({"type": "pong"})
@@ -441,6 +451,8 @@ class WsSession:
             async with asyncio.timeout(timeout):
                 await waiter
         except TimeoutError:
+            if self.wire:
+                self.wire.ping(t - self.obs.started, None)
             reason = f"keepalive ping timeout: no pong within {timeout:.1f}s"
             try:
                 async with asyncio.timeout(0.5):
@@ -455,6 +467,8 @@ class WsSession:
             return None
         finally:
             self._count()
+        if self.wire:
+            self.wire.ping(t - self.obs.started, time.perf_counter() - t)
         return time.perf_counter() - t
 
     # -- closing ---------------------------------------------------------------------------
@@ -527,6 +541,8 @@ class WsSession:
         self._count()
         if not obs.duration_s:
             obs.duration_s = self._now()
+        if self.wire:
+            self.wire.end(self)
 
 
 def _get(text: str, key: str) -> Any:

@@ -78,10 +78,14 @@ class RefServer:
         sock.setblocking(False)
         return sock
 
+    def _build(self) -> tuple[object, object]:
+        """The ASGI application and its state (the replay server serves another application the same way)."""
+        return build_app(self.config)
+
     def start(self, timeout: float = 15.0) -> "RefServer":
         if self.running:
             return self
-        app, state = build_app(self.config)
+        app, state = self._build()
         cfg = uvicorn.Config(
             app,
             log_config=None,
