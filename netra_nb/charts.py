@@ -22,19 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-import matplotlib
+# Figures are drawn on their own Agg canvas (new_figure): importing this module leaves pyplot's backend alone.
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
 
-matplotlib.use("Agg", force=False)
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
-
-from .categories import category_info  # noqa: E402
-from .diagnosis import findings, parse_close, phase_rank  # noqa: E402
-from .records import PASSING, Record, field_of, parse_time  # noqa: E402
+from .categories import category_info
+from .diagnosis import findings, parse_close
+from .records import PASSING, Record, field_of, parse_time
+from .registry import STATUS_COLORS, phase_rank
 
 __all__ = [
     "STATUS_COLORS",
@@ -54,13 +52,6 @@ __all__ = [
     "parse_close",
 ]
 
-STATUS_COLORS = {
-    "pass": "#2e7d32",
-    "degraded": "#ef8f00",
-    "fail": "#c62828",
-    "error": "#6a1b9a",
-    "skip": "#9e9e9e",
-}
 _AREA_COLORS = {
     "network": "#37474f", "http": "#1565c0", "ws_upgrade": "#00838f", "ws_session": "#c62828",
     "agent": "#ad1457", "honesty": "#ef6c00", "kit": "#6d4c41", "ok": "#2e7d32",

@@ -26,15 +26,16 @@ import httpx
 
 from . import auth, wire
 from .frames import AGENT_EVENTS, FAILURE_EVENTS, Normalized
-from .http import HttpObservation, http_call, new_client
+from .http import IN_FLIGHT, HttpObservation, http_call, new_client
 from .judge import (Identity, Verdict, agent_run_view, close_category, judge_agent_run, judge_execute, judge_http,
                     judge_reply, judge_session_end, judge_welcome, judge_ws_failure, run_finished)
 from .params import ConfigError, Params, env_names
 from .records import Frame, Record, append_jsonl, utc_now
+from .registry import GROUP_OF_KIND, GROUPS, PHASES, RUN_PHASES  # noqa: F401 - GROUPS re-exported
 from .redact import clip, redact, redact_obj, register_secret, register_secret_vars
 from .ws import WsObservation, WsSession
 
-__all__ = ["Context", "Outcome", "CHECKS", "PHASE_CHECKS", "PHASE_TITLES", "GROUPS", "CheckSpec", "registry",
+__all__ = ["Context", "Outcome", "Source", "CHECKS", "PHASE_CHECKS", "PHASE_TITLES", "GROUPS", "CheckSpec", "registry", "group_of",
            "short_id", "STAGES", "agent_request", "agent_run_session", "WS_PATHS"]
 
 #: The platform's WebSocket paths (netra-contract.md): where a session may be served.
@@ -78,41 +79,56 @@ _WS_STAGES = ("token", "auth_health", "tokenless", "open", "welcome", "rejection
 
 
 @dataclass(frozen=True)
+class Source:
+    """Work that several checks judge, each its own way (the orchestration fleet: one run, three records).
+
+    A context runs it once, when the first of its checks runs, and hands its result to every one of them;
+    a check whose deadline passes does not cancel it for the others. ``budget`` is its deadline, and so
+    that of each check judging it."""
+
+    key: str
+    run: Callable[["Context"], Awaitable[Any]]
+    budget: Callable[[Params], float]
+
+
+@dataclass(frozen=True)
 class CheckSpec:
     name: str
     phase: str
     title: str
     why: str
-    fn: Callable[["Context"], Awaitable[Outcome]]
+    #: ``async (ctx) -> Outcome``; for a check of a ``source``, the pure judge ``(its result, params) -> Outcome``
+    fn: Callable[..., Any]
     kind: str  # "http" | "ws" | "agent"
     stages: tuple[str, ...] = ("http",)
     #: a deadline computed from the params for checks whose work is not a sum of fixed stages (the fleet)
     budget: Callable[[Params], float] | None = None
     group: str = ""  # what the check exercises (a key of GROUPS): reports count and group by it
+    source: Source | None = None  # the shared work this check judges (its result is the judge's argument)
 
 
 CHECKS: dict[str, CheckSpec] = {}
 PHASE_CHECKS: dict[str, list[str]] = {}
-#: A phase's name for people, in the order the phases run.
-PHASE_TITLES: dict[str, str] = {"connectivity": "Connectivity", "agent_pipeline": "Agent pipeline",
-                                "orchestration": "Orchestration"}
-#: What a check exercises, named for people; a check's group defaults from its kind.
-GROUPS: dict[str, str] = {"auth": "Authentication", "http": "HTTP API", "websocket": "WebSocket",
-                          "agent_run": "Agent run", "fleet": "Orchestration fleet"}
-_GROUP_OF_KIND = {"http": "http", "ws": "websocket", "agent": "agent_run"}
+#: A run's phases named for people, in the order they run (from :mod:`netra_nb.registry`).
+PHASE_TITLES: dict[str, str] = {k: PHASES[k].title for k in RUN_PHASES}
 
 
 def check(name: str, phase: str, kind: str, title: str, why: str, *, stages: tuple[str, ...] = ("http",),
-          budget: Callable[[Params], float] | None = None, group: str | None = None):
+          budget: Callable[[Params], float] | None = None, group: str | None = None, source: Source | None = None):
+    """Register a check. With ``source`` the function is a pure judge of the source's result,
+    ``(result, params) -> Outcome``, and the check's deadline is the source's budget."""
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ValueError(f"check {name}: unknown stages {unknown}")
-    group = group or _GROUP_OF_KIND[kind]
+    group = group or GROUP_OF_KIND[kind]
     if group not in GROUPS:
         raise ValueError(f"check {name}: unknown group {group!r}")
 
-    def register(fn: Callable[["Context"], Awaitable[Outcome]]):
-        CHECKS[name] = CheckSpec(name, phase, title, why, fn, kind, stages, budget, group)
+    if source is not None and budget is None:
+        budget = source.budget
+
+    def register(fn: Callable[..., Any]):
+        CHECKS[name] = CheckSpec(name, phase, title, why, fn, kind, stages, budget, group, source)
         PHASE_CHECKS.setdefault(phase, []).append(name)
         return fn
     return register
@@ -122,6 +138,12 @@ def registry() -> dict[str, CheckSpec]:
     """Every check of every phase; the orchestration phase's checks register when its module is imported."""
     from . import orchestration  # noqa: F401 - imported here, not at the top: it imports this module
     return CHECKS
+
+
+def group_of(phase: str, check: str) -> str:
+    """The group of a record's check ("" for a check no phase of the registry declares: a triage testcase)."""
+    spec = registry().get(check)
+    return spec.group if spec is not None and spec.phase == phase else ""
 
 
 #: The observations made by the check running in this task, for judging what it saw when its deadline cuts it.
@@ -201,6 +223,10 @@ class Context:
             task = self.shared[key] = asyncio.get_running_loop().create_task(make())
         return asyncio.shield(task)
 
+    def source(self, source: Source) -> Awaitable[Any]:
+        """The result of ``source``, run once per context (or the value :meth:`provide` gave for its key)."""
+        return self.once(source.key, lambda: source.run(self))
+
     async def token_call(self, email: str | None = None, what: str = "E2E token endpoint") -> tuple[Verdict, HttpObservation, dict[str, Any]]:
         """One call to the auth service's E2E endpoint: (verdict, observation, its JSON when it passed).
 
@@ -273,12 +299,15 @@ class Context:
         t0 = time.perf_counter()
         deadline = self.deadline_for(spec)
         live: list[Any] = []
-        scope = _LIVE.set(live)
+        scope, flight = _LIVE.set(live), IN_FLIGHT.set(live)
         recording = wire.scope(self.run_dir, self.phase, name, self.params, write_params=not self._wire_params)
         self._wire_params = True
         try:
             async with asyncio.timeout(deadline):
-                outcome = await spec.fn(self)
+                if spec.source is not None:
+                    outcome = spec.fn(await self.source(spec.source), self.params)
+                else:
+                    outcome = await spec.fn(self)
         except TimeoutError:
             outcome = await self._cut_short(spec, deadline, live)
         except ConfigError as exc:
@@ -289,6 +318,7 @@ class Context:
         finally:
             wire.leave(recording)
             _LIVE.reset(scope)
+            IN_FLIGHT.reset(flight)
         duration = time.perf_counter() - t0
         record = self._record(spec, outcome, started_at, duration)
         frames = self._frames(spec, outcome) if outcome.frames else []
@@ -305,6 +335,10 @@ class Context:
         and say that the deadline ended it."""
         cut = f"the check's deadline of {deadline:.0f}s (the sum of its stages' budgets) passed"
         sessions = [o for o in live if isinstance(o, WsSession)]
+        for o in live:
+            if isinstance(o, HttpObservation) and o.status is None and o.exception is None:
+                # A request still waiting when the deadline came: no answer within the time it waited.
+                o.timed_out, o.exception = True, TimeoutError(cut)
         answered = [o for o in live if isinstance(o, HttpObservation) and (o.status is not None or o.exception)]
         if sessions:
             s = sessions[-1]
@@ -382,10 +416,14 @@ class Context:
         out = []
         for session, w in enumerate(o.ws):
             for seq, f in enumerate(w.frames):
+                close = f.direction == "close"
                 out.append(Frame(
                     run_id=self.run_id, phase=self.phase, check=spec.name, seq=seq, t_s=round(f.t, 6),
-                    direction=f.direction, type=f.norm.raw_type, event=f.norm.event if f.direction != "close" else "close",
+                    direction=f.direction, type=f.norm.raw_type, event=f.norm.event if not close else "close",
                     size=f.size, run=f.norm.run_id, user_id=f.norm.user_id, text=clip(f.text, 1000), session=session,
+                    close_code=w.close_code if close else None,
+                    close_reason=clip(redact(w.close_reason), 1000) if close and w.close_reason is not None else None,
+                    closed_by=w.closed_by if close else None,
                     worker=w.worker,
                 ))
         return out

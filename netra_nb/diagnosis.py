@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from .categories import SEVERITY, category_info
 from .records import PASSING, Record, field_of, parse_time
 from .redact import clip
+from .registry import PHASE_ORDER, phase_rank  # noqa: F401 - re-exported: the order of a run
 
 __all__ = ["GoldenPath", "Finding", "Pattern", "PatternGroup", "RootCause", "SessionShape", "golden_path", "findings",
            "failure_pattern", "root_causes", "session_shape", "parse_close", "counts", "is_agent_run",
@@ -34,7 +35,6 @@ __all__ = ["GoldenPath", "Finding", "Pattern", "PatternGroup", "RootCause", "Ses
 
 #: The checks whose pass means a real agent run delivered the five events and a result.
 AGENT_RUN_CHECKS = frozenset({"agent_run", "concurrent_agent_runs"})
-PHASE_ORDER = ("connectivity", "agent_pipeline", "orchestration", "triage")
 #: Categories that say a result cannot be trusted rather than that the platform failed.
 HONESTY = ("fake_fast", "no_network_io", "mock_fallback")
 _TRIAGE_AGENT = re.compile(r"agent.*(execution|pipeline|run|event)|golden_path", re.I)
@@ -57,11 +57,6 @@ def is_agent_run(r: Record | Mapping[str, Any]) -> bool:
 
 def _rank(category: str) -> int:
     return SEVERITY.index(category) if category in SEVERITY else len(SEVERITY)
-
-
-def phase_rank(phase: str | None) -> int:
-    """Where a phase stands in the run's order (unknown phases last)."""
-    return PHASE_ORDER.index(phase) if phase in PHASE_ORDER else len(PHASE_ORDER)
 
 
 def _num(value: Any) -> float | None:
@@ -208,7 +203,12 @@ _CLIENT_REASON = "netra-nb check done"
 
 
 def parse_close(frame: Mapping[str, Any], record: Record | Mapping[str, Any] | None = None) -> tuple[int | None, str, str | None]:
-    """(code, reason, who closed) of a close frame; who is ``server``, ``client`` or None (unknown)."""
+    """(code, reason, who closed) of a close frame; who is ``server``, ``client`` or None (unknown).
+
+    A frame recorded by this kit carries them (``close_code``, ``close_reason``, ``closed_by``); the text
+    is read only for frames of older run folders, which have none."""
+    if frame.get("close_code") is not None:
+        return int(frame["close_code"]), str(frame.get("close_reason") or "").strip(), frame.get("closed_by") or None
     text = str(frame.get("text") or "")
     m = _CLOSE.match(text)
     code = int(m.group(1)) if m else None

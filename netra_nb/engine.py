@@ -28,12 +28,14 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 import psutil
 
 from .redact import redact
+from .registry import notebooks_dir  # noqa: F401 - re-exported beside run_notebook
 
 if TYPE_CHECKING:
     from .zygote import Zygote
 
-__all__ = ["KERNEL_NAME", "KERNEL_SPEC", "Kernel", "KernelStartError", "parameterize", "read_notebook", "execute",
+__all__ = ["notebooks_dir", "KERNEL_NAME", "KERNEL_SPEC", "Kernel", "KernelStartError", "parameterize", "read_notebook", "execute",
            "run_notebook", "kill_kernels", "kill_tree", "kill_trees", "NotebookError", "Executed"]
+
 
 KERNEL_NAME = "netra-nb"
 #: The notebooks' ``metadata.kernelspec`` (what JupyterLab shows; ``make`` installs the spec).

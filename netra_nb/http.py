@@ -50,6 +50,10 @@ class HttpObservation:
         return self.body.decode("utf-8", errors="replace")
 
 
+#: Where the check running in this task keeps its observations: a request joins it when it starts, so a check
+#: its deadline cuts while the request waits is judged on that request (what it sent, how long it waited).
+IN_FLIGHT: ContextVar[list[Any] | None] = ContextVar("netra_nb_http_in_flight", default=None)
+
 #: The byte counters [sent, received] of the request the current task is making (see :func:`http_call`).
 _COUNTER: ContextVar[list[int] | None] = ContextVar("netra_nb_http_bytes", default=None)
 
@@ -166,6 +170,9 @@ async def _call_once(
         marks.setdefault(name, time.perf_counter())
 
     obs.started = t0 = time.perf_counter()
+    bucket = IN_FLIGHT.get()
+    if bucket is not None:
+        bucket.append(obs)
     counter = [0, 0]
     scope = _COUNTER.set(counter)
     try:
@@ -197,10 +204,11 @@ async def _call_once(
     except (httpx.HTTPError, OSError, ValueError) as exc:
         obs.exception = exc
     finally:
+        # Also when the check's deadline cancels the request: what was sent and how long it waited is evidence.
         _COUNTER.reset(scope)
-    obs.bytes_sent, obs.bytes_received = counter
-    obs.duration_s = time.perf_counter() - t0
-    _timings(obs, marks, t0)
+        obs.bytes_sent, obs.bytes_received = counter
+        obs.duration_s = time.perf_counter() - t0
+        _timings(obs, marks, t0)
     if obs.status is not None and obs.body:
         try:
             obs.json = json.loads(obs.body)

@@ -1,6 +1,6 @@
 """Judging observations: from what a client saw to a status, a category and the evidence (pure).
 
-Every function here takes plain observation objects (:class:`~netra_nb.http.HttpObservation`,
+Every function here takes the observation it reads (:class:`~netra_nb.http.HttpObservation`,
 :class:`~netra_nb.ws.WsObservation`) or plain values and returns a :class:`Verdict`; no I/O, so
 the rules are tested without sockets. The evidence rules, which hold for any implementation of
 the contract:
@@ -29,7 +29,9 @@ from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
 from .frames import AGENT_EVENTS, COMPLETED_OK, FAILURE_EVENTS, KEEPALIVE, Normalized, check_order, is_blank
+from .http import HttpObservation
 from .redact import clip
+from .ws import WsObservation
 
 __all__ = [
     "Verdict",
@@ -114,7 +116,7 @@ def _as_ours(verdict: Verdict, wrong: Verdict | None) -> Verdict:
     return Verdict(verdict.status, verdict.category, f"{verdict.message} — and {wrong.message}", verdict.detail)
 
 
-def judge_identity(obs: Any, identity: Identity) -> Verdict | None:
+def judge_identity(obs: WsObservation, identity: Identity) -> Verdict | None:
     """``ws_auth_ignored`` when the platform welcomed the session as a user that is not ours (the token was not
     read: a demo user; or not accepted: an anonymous fallback); None when it named ours, or named nobody."""
     for raw_type, claimed in obs.identity_claims():
@@ -208,7 +210,7 @@ def _http_status_category(status: int) -> str:
 
 
 def judge_http(
-    obs: Any,
+    obs: HttpObservation,
     *,
     expect_status: int = 200,
     validate: Callable[[Any], str | None] | None = None,
@@ -323,7 +325,7 @@ def canned_evidence(result: Any, request: str | None, *, frame: Any = None) -> s
     return None
 
 
-def judge_execute(obs: Any, request: str, sla_s: float | None = None) -> Verdict:
+def judge_execute(obs: HttpObservation, request: str, sla_s: float | None = None) -> Verdict:
     """``POST /api/agents/execute``: 200 with ``status``, ``agent``, ``response``; the response must be the
     agent's (not a canned or degraded-mode stand-in) and must have taken measurable time."""
     unavailable = ("service_unavailable", "unavailable", "circuit_breaker_open", "degraded")
@@ -428,7 +430,7 @@ _CLOSE_TEXT = {"ws_internal_error": "the server closed the WebSocket on an inter
                "contract_mismatch": "the connection closed on a protocol error"}
 
 
-def _close_text(obs: Any) -> str:
+def _close_text(obs: WsObservation) -> str:
     """``close 4001 (an application close code) 'Authentication failed' by server, 0.200s after the first client
     message (our request)``: who closed, with what, and when relative to what we sent."""
     who = obs.closed_by or "nobody (no close frame)"
@@ -447,12 +449,12 @@ def _close_text(obs: Any) -> str:
     return f"close {close_label(obs.close_code)}{reason} by {who}" + (f", {when}" if when else "")
 
 
-def _ended(obs: Any) -> bool:
+def _ended(obs: WsObservation) -> bool:
     """The session ended in a way that was not our normal close at the end of the check."""
     return close_category(obs.close_code, obs.closed_by, obs.close_reason) is not None
 
 
-def _frames_text(obs: Any, limit: int = 12) -> str:
+def _frames_text(obs: WsObservation, limit: int = 12) -> str:
     parts = []
     for f in obs.frames[:limit]:
         arrow = "→" if f.direction == "sent" else "←" if f.direction == "received" else "×"
@@ -474,7 +476,7 @@ def _error_frame_text(frame: Any) -> str:
     return " ".join(parts) or n.raw_type
 
 
-def judge_ws_failure(obs: Any) -> Verdict | None:
+def judge_ws_failure(obs: WsObservation) -> Verdict | None:
     """A verdict for a session that never opened (upgrade failures); None when it opened."""
     if obs.opened:
         return None
@@ -513,7 +515,7 @@ def judge_ws_failure(obs: Any) -> Verdict | None:
                    f"stage={obs.stage} after {timing}: {text}")
 
 
-def judge_session_end(obs: Any, missing: str) -> Verdict:
+def judge_session_end(obs: WsObservation, missing: str) -> Verdict:
     """Why a session that opened did not deliver: a close, an error frame, frames that are not JSON objects, or
     frames of no known shape. Never claims a wait: that is the caller's, who knows how long it waited."""
     frames = _frames_text(obs)
@@ -547,7 +549,7 @@ def judge_session_end(obs: Any, missing: str) -> Verdict:
     return Verdict("fail", "ws_no_reply", f"{missing}: the server sent nothing", f"frames: {frames}")
 
 
-def judge_welcome(obs: Any, identity: Identity = Identity(), sla_s: float | None = None,
+def judge_welcome(obs: WsObservation, identity: Identity = Identity(), sla_s: float | None = None,
                   waited_s: float | None = None) -> Verdict:
     """The session opened, the server welcomed it (any era), and as our user."""
     failed = judge_ws_failure(obs)
@@ -569,7 +571,7 @@ def judge_welcome(obs: Any, identity: Identity = Identity(), sla_s: float | None
                             f"{_frames_text(obs)}"), judge_identity(obs, identity))
 
 
-def _before_the_request(obs: Any, request_sent: bool, unsent: str) -> Verdict | None:
+def _before_the_request(obs: WsObservation, request_sent: bool, unsent: str) -> Verdict | None:
     """The verdict when the session failed before our request went out, else None."""
     failed = judge_ws_failure(obs)
     if failed:
@@ -579,7 +581,7 @@ def _before_the_request(obs: Any, request_sent: bool, unsent: str) -> Verdict | 
     return None
 
 
-def _waited(obs: Any) -> float:
+def _waited(obs: WsObservation) -> float:
     """How long the session was watched after our request: until its close or its end."""
     end = obs.close_t if obs.close_t is not None else obs.duration_s
     return max(0.0, (end or 0.0) - (obs.request_t or 0.0))
@@ -610,7 +612,7 @@ class RunView:
         return any(f.norm.event in ("agent_completed", *FAILURE_EVENTS) for f in self.ours)
 
 
-def agent_run_view(obs: Any, sent_run_id: str | None, identity: Identity = Identity()) -> RunView:
+def agent_run_view(obs: WsObservation, sent_run_id: str | None, identity: Identity = Identity()) -> RunView:
     """Split the agent frames of a session into our run's and the others' (pure).
 
     Our run is the one our request started: the id we sent, when the server echoes it; else the id on the first
@@ -645,14 +647,14 @@ def agent_run_view(obs: Any, sent_run_id: str | None, identity: Identity = Ident
     return view
 
 
-def run_finished(obs: Any, sent_run_id: str | None, identity: Identity = Identity()) -> bool:
+def run_finished(obs: WsObservation, sent_run_id: str | None, identity: Identity = Identity()) -> bool:
     """True once our run has ended (``agent_completed``/``agent_error``/``agent_failed`` of our run): a leaked
     foreign completion does not end our reading."""
     return agent_run_view(obs, sent_run_id, identity).finished
 
 
 def judge_agent_run(
-    obs: Any,
+    obs: WsObservation,
     *,
     request_sent: bool,
     identity: Identity = Identity(),
@@ -681,7 +683,7 @@ def judge_agent_run(
     return _as_ours(_judge_run(obs, view, identity, request, sla_s, own_events_only), wrong)
 
 
-def _judge_run(obs: Any, view: RunView, identity: Identity, request: str | None, sla_s: float | None,
+def _judge_run(obs: WsObservation, view: RunView, identity: Identity, request: str | None, sla_s: float | None,
                own_events_only: bool) -> Verdict:
     frames = _frames_text(obs, 16)
     seen = [f.norm.event for f in view.ours]
@@ -763,7 +765,7 @@ def _judge_run(obs: Any, view: RunView, identity: Identity, request: str | None,
 
 
 def judge_reply(
-    obs: Any,
+    obs: WsObservation,
     *,
     expected: Callable[[Normalized], bool],
     expectation: str,
@@ -777,7 +779,7 @@ def judge_reply(
     return _as_ours(_judge_reply(obs, expected, expectation, request_sent, sla_s), judge_identity(obs, identity))
 
 
-def _judge_reply(obs: Any, expected: Callable[[Normalized], bool], expectation: str, request_sent: bool,
+def _judge_reply(obs: WsObservation, expected: Callable[[Normalized], bool], expectation: str, request_sent: bool,
                  sla_s: float | None) -> Verdict:
     early = _before_the_request(obs, request_sent, f"our message was not sent (no {expectation} to wait for)")
     if early:

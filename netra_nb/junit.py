@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .diagnosis import phase_rank
+from .registry import phase_rank
 from .records import Record, field_of
 from .redact import redact
 

@@ -18,11 +18,12 @@ from .checks import CHECKS, PHASE_CHECKS, Context
 from .params import Params, load_params
 from .records import Record
 from .redact import clip
+from .registry import STATUS_MARK, STATUS_ORDER
 
 __all__ = ["run_sync", "Phase", "Results", "check", "CheckResult", "records_frame", "duration_chart", "frames_chart"]
 
 T = TypeVar("T")
-_STATUS_MARK = {"pass": "✅", "degraded": "🐢", "fail": "❌", "error": "⚠️", "skip": "⏭️"}
+_STATUS_MARK = STATUS_MARK
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -198,8 +199,7 @@ def records_frame(records: Iterable[Record]):
     df = pd.DataFrame(rows, columns=list(rows[0]) if rows else cols)
     if df.empty:
         return df[cols] if set(cols) <= set(df.columns) else pd.DataFrame(columns=cols)
-    order = {"fail": 0, "error": 1, "degraded": 2, "skip": 3, "pass": 4}
-    df = df.assign(_o=df["status"].map(order)).sort_values(["_o", "phase"], kind="stable").drop(columns="_o")
+    df = df.assign(_o=df["status"].map(STATUS_ORDER)).sort_values(["_o", "phase"], kind="stable").drop(columns="_o")
     return df[cols].reset_index(drop=True)
 
 

@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 
 from . import auth
-from .checks import STAGES, Context, Outcome, agent_run_session, check
+from .checks import STAGES, Context, Outcome, Source, agent_run_session, check
 from .frames import AGENT_EVENTS, FAILURE_EVENTS
 from .http import HttpObservation
 from .judge import Identity, Verdict, agent_run_view, judge_identity
@@ -52,7 +52,7 @@ from .redact import JWT_PATTERN, clip, register_secret
 from .ws import WsFrame, WsObservation
 
 __all__ = [
-    "PHASE", "SLA_PERCENTILE", "UserToken", "SessionRun", "Fleet", "LoopLag", "user_tokens", "run_fleet",
+    "PHASE", "FLEET", "SLA_PERCENTILE", "UserToken", "SessionRun", "Fleet", "LoopLag", "user_tokens", "run_fleet",
     "fleet_for", "fleet_budget", "percentile", "percentiles", "peak_concurrency", "sessions_frame", "latency_chart",
     "completions_chart", "OrchestrationPhase", "SESSION_COLUMNS",
 ]
@@ -448,10 +448,14 @@ def fleet_budget(params: Params) -> float:
     return tokens + session
 
 
+#: The phase's one piece of work: the fleet, run once per context (``users`` from ``ctx.params.users``) and
+#: judged three ways (the checks below are pure judges of it), even when one of them is cut short.
+FLEET = Source("fleet", lambda ctx: run_fleet(ctx, progress=ctx.progress), fleet_budget)
+
+
 async def fleet_for(ctx: Context) -> Fleet:
-    """The context's fleet, run once (``users`` from ``ctx.params.users``) however many of the three checks ask,
-    even when one of them is cut short."""
-    return await ctx.once("fleet", lambda: run_fleet(ctx, progress=ctx.progress))
+    """The context's fleet (:data:`FLEET`), run once however many of the three checks ask."""
+    return await ctx.source(FLEET)
 
 
 def _fmt(x: float | None, unit: str = "s") -> str:
@@ -526,9 +530,8 @@ def _shards_text(fleet: Fleet) -> str:
 
 @check("concurrent_agent_runs", PHASE, "agent", "Many users' agent runs at once",
        "Every user — its own token, its own WebSocket — starts an agent run at the same moment; every run "
-       "must deliver the five events and a non-empty result, as a single run does.", budget=fleet_budget, group="fleet")
-async def check_concurrent_agent_runs(ctx: Context) -> Outcome:
-    fleet = await fleet_for(ctx)
+       "must deliver the five events and a non-empty result, as a single run does.", source=FLEET, group="fleet")
+def check_concurrent_agent_runs(fleet: Fleet, params: Params) -> Outcome:
     n = fleet.users
     cats = fleet.categories()
     failures = Counter({c: k for c, k in cats.items() if c != "ok"})
@@ -538,7 +541,7 @@ async def check_concurrent_agent_runs(ctx: Context) -> Outcome:
     if not failures:
         slow = sum(1 for s in fleet.sessions if s.verdict.status == "degraded")
         status = "degraded" if slow else "pass"
-        note = f"; {slow} slower than the SLA of {ctx.params.sla_agent_run}s" if slow else ""
+        note = f"; {slow} slower than the SLA of {params.sla_agent_run}s" if slow else ""
         verdict = Verdict(status, "ok", f"{n}/{n} agent runs completed at once (peak {fleet.peak_concurrency()} "
                           f"sessions open), each with the five events and a result{note}",
                           f"sessions by category: {by_cat}; {evidence}")
@@ -564,9 +567,8 @@ async def check_concurrent_agent_runs(ctx: Context) -> Outcome:
 
 @check("user_isolation", PHASE, "agent", "No user sees another user's events",
        "Of all the sessions running at once, none may receive an agent event whose user_id or run_id is not its "
-       "own, and no two users' tokens may be welcomed as one identity.", budget=fleet_budget, group="fleet")
-async def check_user_isolation(ctx: Context) -> Outcome:
-    fleet = await fleet_for(ctx)
+       "own, and no two users' tokens may be welcomed as one identity.", source=FLEET, group="fleet")
+def check_user_isolation(fleet: Fleet, params: Params) -> Outcome:
     ran = [s for s in fleet.sessions if s.obs is not None]
     with_events = [s for s in ran if s.events or s.foreign]
     extra = _aggregate_fields(fleet, None)
@@ -637,10 +639,9 @@ async def check_user_isolation(ctx: Context) -> Outcome:
 @check("latency_percentiles", PHASE, "agent", "Latency percentiles under load",
        f"p50/p95/p99 of WebSocket open, first agent event and completion over every session, measured on the "
        f"wire; the p{SLA_PERCENTILE} is held against the SLA (sla.http for the open, sla.agent_run for completion).",
-       budget=fleet_budget, group="fleet")
-async def check_latency_percentiles(ctx: Context) -> Outcome:
-    fleet = await fleet_for(ctx)
-    p = ctx.params
+       source=FLEET, group="fleet")
+def check_latency_percentiles(fleet: Fleet, params: Params) -> Outcome:
+    p = params
     lat = fleet.latency()
     done = fleet.completed
     extra = _aggregate_fields(fleet, None)
@@ -782,7 +783,7 @@ class OrchestrationPhase(Phase):
             ctx.progress = lambda line: print(line, flush=True)
 
     def _finish(self, ctx: Context) -> None:
-        task = ctx.shared.get("fleet")
+        task = ctx.shared.get(FLEET.key)
         self.fleet = task.result() if task is not None and task.done() and not task.cancelled() \
             and task.exception() is None else None
 

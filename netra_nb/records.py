@@ -24,6 +24,9 @@ __all__ = [
     "PASSING",
     "RECORD_FIELDS",
     "FRAME_FIELDS",
+    "RECORD_KINDS",
+    "FRAME_KINDS",
+    "field_kinds",
     "append_jsonl",
     "read_jsonl",
     "load_records",
@@ -70,7 +73,7 @@ class Record:
     check: str
     status: str
     category: str
-    started_at: str
+    started_at: str = field(metadata={"kind": "time"})  # ISO 8601, UTC
     duration_s: float
     message: str
     detail: str = ""
@@ -115,6 +118,35 @@ class Record:
 
 RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Record))
 
+#: The kinds of value a field holds, from its annotation (``metadata["kind"]`` when the annotation cannot say):
+#: the typed tables (``results.parquet``, ``events.parquet``, the history's Arrow schema) derive their types
+#: from these.
+KINDS = {
+    "text": "a string (None allowed)",
+    "time": "an ISO 8601 time, typed as a UTC timestamp",
+    "float": "a float (None allowed)",
+    "code": "a small integer that may be missing (an HTTP status, a close code): nullable 32-bit",
+    "count": "a count, never missing (0): 64-bit",
+    "list": "a list of strings",
+}
+
+
+def field_kinds(cls: type) -> dict[str, str]:
+    """Each field of a record dataclass and its kind (a key of :data:`KINDS`), read from its annotation."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        ann = str(f.type).replace(" ", "")
+        kind = f.metadata.get("kind") or {
+            "list[str]": "list", "int|None": "code", "int": "count", "float": "float", "float|None": "float",
+        }.get(ann, "text")
+        if kind not in KINDS:
+            raise ValueError(f"{cls.__name__}.{f.name}: unknown kind {kind!r}")
+        out[f.name] = kind
+    return out
+
+
+RECORD_KINDS = field_kinds(Record)
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -134,12 +166,17 @@ class Frame:
     text: str = ""  # the payload (truncated, secrets redacted)
     session: int = 0  # which session of the check (orchestration has many)
     worker: str | None = None  # the Dask worker whose session it was (--cluster); None: the phase's own process
+    # -- a close (direction "close"): what the observation knew, so no reader parses ``text`` for it --
+    close_code: int | None = None
+    close_reason: str | None = None
+    closed_by: str | None = None  # "server" | "client" | None (no close frame: nobody closed)
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in FRAME_FIELDS}
 
 
 FRAME_FIELDS = tuple(f.name for f in dataclasses.fields(Frame))
+FRAME_KINDS = field_kinds(Frame)
 
 
 def append_jsonl(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -> None:

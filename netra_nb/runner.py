@@ -28,22 +28,20 @@ from typing import Any, Callable
 
 from .checks import registry, short_id
 from .diagnosis import counts, golden_path
-from .engine import Kernel, KernelStartError, execute, kill_kernels, kill_tree, read_notebook, run_notebook
+from .engine import (Kernel, KernelStartError, execute, kill_kernels, kill_tree, notebooks_dir, read_notebook,
+                     run_notebook)
 from .params import ConfigError, Params, check_name
-from .records import FRAME_FIELDS, RECORD_FIELDS, Record, parse_time, read_frames, read_records, utc_now
+from .records import FRAME_KINDS, RECORD_KINDS, Record, parse_time, read_frames, read_records, utc_now
 from .redact import clip, redact, scrub_tree
+from .registry import NOTEBOOKS, PHASE_NOTEBOOKS
+from .runfolder import folder_name
 from .zygote import Zygote
 
 __all__ = ["PHASE_NOTEBOOKS", "REPORT_NOTEBOOK", "RunResult", "Progress", "new_run_dir", "run_phases", "run_notebook",
            "finalize_run", "exit_code", "notebooks_dir", "write_run_json", "read_run_json", "kill_tree",
            "EXIT_INTERRUPTED"]
 
-PHASE_NOTEBOOKS: dict[str, str] = {
-    "connectivity": "00_connectivity.ipynb",
-    "agent_pipeline": "01_agent_pipeline.ipynb",
-    "orchestration": "02_orchestration.ipynb",
-}
-REPORT_NOTEBOOK = "90_run_report.ipynb"
+REPORT_NOTEBOOK = NOTEBOOKS["report"]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_KIT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 KERNEL_LOG = "kernels.log"
 #: Run in each kernel as soon as it answers, while the others start: what its notebook imports first.
@@ -58,10 +56,6 @@ REPORT_TIMEOUT_S = 300.0
 ROW_POLL_S = 0.1
 
 
-def notebooks_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "notebooks"
-
-
 def _phase_checks(phase: str) -> set[str]:
     """The checks a phase runs (every phase's, the orchestration module's included)."""
     return {name for name, spec in registry().items() if spec.phase == phase}
@@ -71,9 +65,8 @@ def new_run_dir(out: Path, env: str) -> tuple[Path, str]:
     """A new run folder ``out/<env>/<UTC time>-<short id>``, always inside ``out`` (ConfigError otherwise)."""
     check_name(env, "environment")
     run_id = short_id()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     root = out.resolve()
-    run_dir = (root / env / f"{stamp}-{run_id}").resolve()
+    run_dir = (root / env / folder_name(datetime.now(timezone.utc), run_id)).resolve()
     if not run_dir.is_relative_to(root):  # checked after resolving: a symbolic link may lead out
         raise ConfigError(f"the run folder would be {run_dir}, outside the outputs root {root} "
                           f"({root / env} leads elsewhere); a run folder always stays inside --out")
@@ -453,20 +446,19 @@ def exit_code(run_dir: Path, summary: dict[str, Any]) -> int:
 
 # -- finalize: summary, then the report and the other artifacts side by side -----------------------
 
-def _to_parquet(rows: list[dict[str, Any]], columns: tuple[str, ...], path: Path) -> None:
+def _to_parquet(rows: list[dict[str, Any]], kinds: dict[str, str], path: Path) -> None:
+    """Rows typed by their fields' kinds (records.RECORD_KINDS / FRAME_KINDS: the one schema of a record)."""
     import pandas as pd
-    df = pd.DataFrame(rows, columns=list(columns))
-    for col in ("events_seen", "events_missing", "findings"):
-        if col in df:
+    df = pd.DataFrame(rows, columns=list(kinds))
+    for col, kind in kinds.items():
+        if kind == "list":
             df[col] = df[col].map(lambda v: list(v) if isinstance(v, (list, tuple)) else [])
-    for col in ("http_status", "ws_close_code"):
-        if col in df:
+        elif kind == "code":
             df[col] = pd.array(df[col], dtype="Int64")
+        elif kind == "count":
+            df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype("int64")
     if "worker" in df:  # frames: a string column, null unless the fleet ran on a Dask cluster
         df["worker"] = df["worker"].astype("string")
-    for col in ("bytes_sent", "bytes_received", "seq", "size", "session"):
-        if col in df:
-            df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype("int64")
     df.to_parquet(path, index=False)
 
 
@@ -586,8 +578,8 @@ def _artifacts(run_dir: Path, records: list[Record], frames: list[dict[str, Any]
     """Parquet, JUnit, summary.md and the history entry; one failing never loses the others."""
     problems = []
     steps: list[tuple[str, Callable[[], Any]]] = [
-        ("results.parquet", lambda: _to_parquet([r.to_dict() for r in records], RECORD_FIELDS, run_dir / "results.parquet")),
-        ("events.parquet", lambda: _to_parquet(frames, FRAME_FIELDS, run_dir / "events.parquet")),
+        ("results.parquet", lambda: _to_parquet([r.to_dict() for r in records], RECORD_KINDS, run_dir / "results.parquet")),
+        ("events.parquet", lambda: _to_parquet(frames, FRAME_KINDS, run_dir / "events.parquet")),
         ("junit.xml", lambda: _write_junit(run_dir, records)),
         ("summary.md", lambda: _write_summary_md(run_dir, records, summary, frames)),
         ("history", lambda: _append_history(run_dir, summary)),

@@ -42,6 +42,7 @@ from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, Ext
 from .judge import Identity
 from .records import Record, append_jsonl, utc_now
 from .redact import clip, redact
+from .registry import NOTEBOOKS
 
 __all__ = [
     "Rule",
@@ -1104,7 +1105,7 @@ def triage_files(files: Iterable[str | Path], run_id: str = "triage") -> list[Re
 def load_triage(junit_files: Sequence[str | Path] = (), run_dir: str | Path | None = None):
     """The triage as a :class:`netra_nb.report.Run`: the run folder's records when ``run_dir`` has them,
     else the given JUnit files triaged in memory (nothing written)."""
-    from .report import Run, load_run
+    from .runfolder import Run, load_run
     if run_dir and (Path(run_dir) / "results.jsonl").is_file():
         return load_run(run_dir)
     records = triage_files(junit_files, run_id="adhoc")
@@ -1132,7 +1133,7 @@ def status_counts(records: Sequence[Record]):
 
 # -- the CLI -----------------------------------------------------------------------------------------------
 
-TRIAGE_NOTEBOOK = "92_pytest_triage.ipynb"
+TRIAGE_NOTEBOOK = NOTEBOOKS["triage"]
 NOTEBOOK_TIMEOUT_S = 300
 
 

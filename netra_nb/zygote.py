@@ -166,6 +166,8 @@ def main() -> None:
             if threads != 1:
                 answer({"error": f"the zygote has {threads} threads: forking is not safe"})
                 continue
+            sys.stdout.flush()  # nothing the zygote buffered is written twice
+            sys.stderr.flush()
             pid = os.fork()
             if pid == 0:
                 _child(req, (ctl_in, ctl_out))

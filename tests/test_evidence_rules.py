@@ -654,3 +654,29 @@ def test_a_check_cut_short_is_judged_on_what_it_saw(overrunning_check):
         r = run(params("ws://127.0.0.1:9/ws", srv.http_url, http=0.5), overrunning_check)[overrunning_check]
     assert (r.status, r.category, r.http_status) == ("fail", "http_unavailable", 503)
     assert "then the check's deadline of" in r.message and r.bytes_received > 0
+
+
+@pytest.fixture
+def check_cut_while_waiting():
+    """A check that starts its request late in its one stage, so its deadline comes while the request waits."""
+    from netra_nb.checks import CHECKS, DEADLINE_MARGIN, PHASE_CHECKS, Outcome, check
+
+    @check("cut_while_waiting", "test-only", "http", "test", "test", stages=("http",))
+    async def late(ctx):
+        await asyncio.sleep(DEADLINE_MARGIN + ctx.params.timeout_http * 0.6)
+        obs = await ctx.get("/health")
+        return Outcome(None, http=obs)  # never reached: the deadline comes first
+
+    yield "cut_while_waiting"
+    CHECKS.pop("cut_while_waiting")
+    PHASE_CHECKS.pop("test-only")
+
+
+def test_a_request_waiting_when_the_deadline_comes_is_a_read_timeout(check_cut_while_waiting):
+    """On a loaded machine the check's deadline can pass before the request's own timeout fires: the row is the
+    request that got no answer (read_timeout, the bytes it sent), never 'error/unknown, nothing observed'."""
+    with HttpStub({("GET", "/health"): Answer(200, {"status": "healthy"}, delay=30)}) as srv:
+        r = run(params("ws://127.0.0.1:9/ws", srv.http_url, http=1.0), check_cut_while_waiting)[check_cut_while_waiting]
+    assert (r.status, r.category, r.http_status) == ("fail", "read_timeout", None)
+    assert "no answer within" in r.message and "then the check's deadline of" in r.message
+    assert r.bytes_sent > 0 and r.bytes_received == 0

@@ -163,3 +163,17 @@ def test_catalog_is_complete():
     for code, c in CATEGORIES.items():
         assert c.title and (code == "ok" or (c.causes and c.next_steps))
     assert set(SEVERITY) == set(CATEGORIES) - {"ok"}
+
+
+def test_every_judge_names_the_observation_it_reads():
+    import inspect
+    import typing
+
+    from netra_nb import judge
+    typed = {}
+    for name, fn in inspect.getmembers(judge, inspect.isfunction):
+        if fn.__module__ == judge.__name__ and "obs" in inspect.signature(fn).parameters:
+            typed[name] = typing.get_type_hints(fn)["obs"]
+    assert typed["judge_http"] is HttpObservation and typed["judge_execute"] is HttpObservation
+    assert {t for n, t in typed.items() if n not in ("judge_http", "judge_execute")} == {WsObservation}
+    assert len(typed) >= 10

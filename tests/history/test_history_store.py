@@ -11,6 +11,7 @@ import pytest
 from history_helpers import T0, make_run, record, snapshot
 
 from netra_nb import history as h
+from netra_nb import history_store
 from netra_nb.records import append_jsonl
 
 CHECKS = {"health": "P", "api_health": "P", "websocket_connect": "F"}
@@ -18,7 +19,7 @@ CHECKS = {"health": "P", "api_health": "P", "websocket_connect": "F"}
 
 @pytest.fixture
 def small_segments(monkeypatch):
-    monkeypatch.setattr(h, "SEGMENT_RUNS", 3)
+    monkeypatch.setattr(history_store, "SEGMENT_RUNS", 3)  # read where it is used: the store
 
 
 def runs_of(df: pd.DataFrame) -> list[str]:

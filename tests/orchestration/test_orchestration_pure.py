@@ -123,7 +123,7 @@ def fleet_of(*sessions, auth_method="e2e_endpoint"):
 def judge(params, fleet, name):
     async def go():
         ctx = Context(params, phase=orch.PHASE)
-        ctx.provide("fleet", fleet)  # judge a fleet built by hand
+        ctx.provide(orch.FLEET.key, fleet)  # judge a fleet built by hand
         try:
             return await ctx.run(name)
         finally:
@@ -261,3 +261,44 @@ def test_local_jwt_users_share_sign_tokens_claims_but_not_their_identity(params,
     assert [c["sub"] for c in claims] == ["e2e-nb-user-0", "e2e-nb-user-1", "e2e-nb-user-2"] == [u.user_id for u in users]
     assert len({c["jti"] for c in claims}) == 3 and len({c["email"] for c in claims}) == 3
     assert all(set(c) == set(claims[0]) for c in claims)
+
+
+def test_a_source_runs_once_however_many_checks_judge_it(params):
+    from netra_nb.checks import CHECKS, PHASE_CHECKS, Outcome, Source, check
+    runs, seen = [], []
+
+    async def make(ctx):
+        runs.append(ctx)
+        await asyncio.sleep(0.05)
+        return object()
+
+    work = Source("test-work", make, lambda p: 5.0)
+    for name in ("judges_one_way", "judges_another_way"):
+        @check(name, "test-only", "http", "test", "test", source=work)
+        def judge_(value, p, name=name):
+            seen.append((name, value))
+            return Outcome(Verdict("skip", "ok", f"{name} judged it", ""))
+
+    async def go():
+        ctx = Context(params, phase="test-only")
+        try:
+            return [await ctx.run(n) for n in ("judges_one_way", "judges_another_way")]
+        finally:
+            await ctx.aclose()
+    try:
+        records = asyncio.run(go())
+    finally:
+        for name in ("judges_one_way", "judges_another_way"):
+            CHECKS.pop(name)
+        PHASE_CHECKS.pop("test-only")
+    assert len(runs) == 1 and [n for n, _ in seen] == ["judges_one_way", "judges_another_way"]
+    assert seen[0][1] is seen[1][1]  # one result, judged two ways
+    assert [r.message for r in records] == ["judges_one_way judged it", "judges_another_way judged it"]
+    assert all(r.timeout_s == 5.0 + 2.0 for r in records)  # the source's budget is each check's deadline
+
+
+def test_the_fleet_is_the_one_source_of_the_three_orchestration_checks():
+    from netra_nb.checks import PHASE_CHECKS, registry
+    specs = [registry()[n] for n in PHASE_CHECKS[orch.PHASE]]
+    assert [s.name for s in specs] == ["concurrent_agent_runs", "user_isolation", "latency_percentiles"]
+    assert all(s.source is orch.FLEET for s in specs)

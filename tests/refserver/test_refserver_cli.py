@@ -19,7 +19,7 @@ from netra_nb.refserver import serve_main
 
 SECRET_ENVS = ("JWT_SECRET_KEY", "JWT_SECRET_STAGING", "E2E_OAUTH_SIMULATION_KEY")
 #: generous: a cold interpreter start-up on a busy machine
-READY_S = 30.0
+READY_S = 120.0  # a fresh interpreter importing uvicorn took over 30 s at load 60-80
 #: the serve loop notices a signal within 0.5 s, then stop() allows open requests shutdown_timeout
 #: (1 s by default); generous on top of that
 STOP_S = 10.0

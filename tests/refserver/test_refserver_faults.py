@@ -747,9 +747,9 @@ async def _ws_probe(srv: RefServer, body, placement: str = "header") -> bool:
         async with connect(
             url,
             # Generous margins: a loaded 2-core machine must not turn a slow pong into a "broken" check.
-            open_timeout=5, ping_interval=1.0, ping_timeout=5, close_timeout=0.5, **kw,
+            open_timeout=10, ping_interval=1.0, ping_timeout=5, close_timeout=0.5, **kw,
         ) as ws:
-            frame = await recv_json(ws, 3.0)
+            frame = await recv_json(ws, 8.0)
             # the welcome (beta-12 named it 'connect') must name our user, shortened as the real one does
             if frame.get("type") not in ("connection_established", "connect"):
                 return False
@@ -793,13 +793,13 @@ async def _agent_run(ws) -> bool:
 
 async def _invalid_json(ws) -> bool:
     await ws.send("{oops")
-    frame = await recv_json(ws, 3.0)
+    frame = await recv_json(ws, 8.0)
     return frame.get("type") == "error_message" and frame.get("error_code") == "JSON_PARSE_ERROR"
 
 
 async def _empty_request(ws) -> bool:
     await ws.send(json.dumps({"type": "start_agent", "payload": {"user_request": ""}}))
-    frame = await recv_json(ws, 3.0)
+    frame = await recv_json(ws, 8.0)
     return frame.get("type") == "error" and frame.get("message") == "Please enter a message"
 
 
