@@ -9,11 +9,12 @@ PACKAGE = ROOT / "netra_nb"
 #: Bottom to top, as the README's table lists them.
 LAYERS = [
     {"registry", "records", "categories", "frames", "params", "redact", "text", "envfile"},  # facts and data
-    {"http", "ws", "auth", "judge", "diagnosis"},  # observing and judging
+    {"wire", "http", "ws", "auth", "judge", "diagnosis"},  # observing (and recording what was on the wire) and judging
     {"checks"},
     {"engine", "zygote", "notebook", "orchestration", "cluster", "charts"},  # a phase in a notebook: its checks, its figures
     {"runfolder", "narrative", "tables", "comparison", "export", "report", "junit",
-     "history_store", "history_analysis", "history_plots", "history"},  # reading a run
+     "history_store", "history_analysis", "history_plots", "history",
+     "replay", "corpus"},  # reading a run (replay serves a recorded one back; corpus keeps it as a test)
     {"runner", "triage", "cli", "__init__"},  # commands
 ]
 #: checks.registry() imports orchestration so that its checks register (orchestration builds on checks).
