@@ -21,6 +21,8 @@ from typing import Any
 import psutil
 import yaml
 
+from netra_nb.engine import is_kernel_process
+
 from .kit import loadavg
 from .refplatform import Platform
 
@@ -37,19 +39,11 @@ def _in_flight(out: Path) -> Path | None:
     return None
 
 
-def _is_kernel(p: psutil.Process, runner: int) -> bool:
-    """A kernel: spawned (``ipykernel_launcher``), or forked by the run's zygote (its command line; the
-    zygote itself is the runner's child)."""
-    try:
-        cmd = " ".join(p.cmdline())
-        return "ipykernel" in cmd or ("netra_nb.zygote" in cmd and p.ppid() != runner)
-    except psutil.Error:
-        return False
 
 
 def _kernels(pid: int) -> list[psutil.Process]:
     try:
-        return [p for p in psutil.Process(pid).children(recursive=True) if _is_kernel(p, pid)]
+        return [p for p in psutil.Process(pid).children(recursive=True) if is_kernel_process(p, pid)]
     except psutil.Error:
         return []
 

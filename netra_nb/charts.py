@@ -33,6 +33,7 @@ from .categories import category_info
 from .diagnosis import findings, parse_close
 from .records import PASSING, Record, field_of, parse_time
 from .registry import STATUS_COLORS, phase_rank
+from .text import _num
 
 __all__ = [
     "STATUS_COLORS",
@@ -66,14 +67,6 @@ def new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     return fig
-
-
-def _num(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if v == v else None
 
 
 _get = field_of

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from .categories import SEVERITY, category_info
 from .records import PASSING, Record, field_of, parse_time
 from .redact import clip
+from .text import _num
 from .registry import PHASE_ORDER, phase_rank  # noqa: F401 - re-exported: the order of a run
 
 __all__ = ["GoldenPath", "Finding", "Pattern", "PatternGroup", "RootCause", "SessionShape", "golden_path", "findings",
@@ -57,14 +58,6 @@ def is_agent_run(r: Record | Mapping[str, Any]) -> bool:
 
 def _rank(category: str) -> int:
     return SEVERITY.index(category) if category in SEVERITY else len(SEVERITY)
-
-
-def _num(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if v == v else None
 
 
 _NEVER = datetime.max.replace(tzinfo=timezone.utc)

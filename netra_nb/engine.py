@@ -82,6 +82,16 @@ def kill_trees(pids: Iterable[int]) -> None:
     psutil.wait_procs(procs, timeout=5)
 
 
+def is_kernel_process(p: psutil.Process, runner: int) -> bool:
+    """Whether ``p``, a descendant of the runner ``runner``, is a kernel: spawned (``ipykernel_launcher``), or
+    forked by the run's zygote (its command line; the zygote itself is the runner's child)."""
+    try:
+        cmd = " ".join(p.cmdline())
+        return "ipykernel" in cmd or ("netra_nb.zygote" in cmd and p.ppid() != runner)
+    except psutil.Error:
+        return False
+
+
 def kill_tree(pid: int) -> None:
     """:func:`kill_trees` of one process."""
     kill_trees([pid])

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import jwt
 
-from .records import append_jsonl
+from .records import append_jsonl, read_jsonl
 from .redact import REDACTED, clip, redact
 
 __all__ = ["WIRE_FILE", "REPLAY_HEADER", "scope", "leave", "record_http", "WireSession", "session_for",
@@ -291,15 +291,9 @@ def session_for(session: Any) -> WireSession | None:
 
 def read_wire(path: Path) -> list[dict[str, Any]]:
     """The lines of a wire file, in file order (a line cut by a kill is skipped)."""
-    rows = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    return list(read_jsonl(path))
 
 
 def replay_of(run_dir: Path) -> dict[str, Any] | None:

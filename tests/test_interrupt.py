@@ -18,6 +18,7 @@ import pytest
 
 from kit_helpers import ROOT, write_params
 from netra_nb.checks import PHASE_CHECKS
+from netra_nb.engine import is_kernel_process
 
 pytestmark = pytest.mark.notebook
 AGENT_S = 600.0  # the agent's last event: far beyond any wait below
@@ -73,19 +74,11 @@ def agent_runs_in_flight(run_root: Path):
     return run_dir if needed <= done else None
 
 
-def _is_kernel(p: psutil.Process, runner: int) -> bool:
-    """A kernel: spawned (``ipykernel_launcher``), or forked by the run's zygote (its command line; the
-    zygote itself is the runner's child)."""
-    try:
-        cmd = " ".join(p.cmdline())
-        return "ipykernel" in cmd or ("netra_nb.zygote" in cmd and p.ppid() != runner)
-    except psutil.Error:
-        return False
 
 
 def kernels_of(run: Run) -> list[psutil.Process]:
     try:
-        return [p for p in psutil.Process(run.proc.pid).children(recursive=True) if _is_kernel(p, run.proc.pid)]
+        return [p for p in psutil.Process(run.proc.pid).children(recursive=True) if is_kernel_process(p, run.proc.pid)]
     except psutil.Error:
         return []
 
