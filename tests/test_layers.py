@@ -8,13 +8,13 @@ from kit_helpers import ROOT
 PACKAGE = ROOT / "netra_nb"
 #: Bottom to top, as the README's table lists them.
 LAYERS = [
-    {"registry", "records", "categories", "frames", "params", "redact", "text", "envfile"},  # facts and data
+    {"registry", "records", "categories", "frames", "params", "redact", "text", "envfile", "wire"},  # facts and data
     {"http", "ws", "auth", "judge", "diagnosis"},  # observing and judging
     {"checks"},
     {"engine", "zygote", "notebook", "orchestration", "cluster", "charts"},  # a phase in a notebook: its checks, its figures
     {"runfolder", "narrative", "tables", "comparison", "export", "report", "junit",
      "history_store", "history_analysis", "history_plots", "history"},  # reading a run
-    {"runner", "triage", "cli", "__init__"},  # commands
+    {"runner", "triage", "replay", "corpus", "cli", "__init__"},  # commands
 ]
 #: checks.registry() imports orchestration so that its checks register (orchestration builds on checks).
 ALLOWED_UPWARD = {("checks", "orchestration")}
