@@ -55,7 +55,16 @@ _skip_slow_optional_imports()
 
 
 class KernelStartError(RuntimeError):
-    """A kernel could not be started (ipykernel missing, or it died or hung while starting)."""
+    """A kernel could not be started (ipykernel missing, or it died or hung while starting); ``died``: its process
+    exited before it answered."""
+
+    def __init__(self, message: str, *, died: bool = False) -> None:
+        super().__init__(message)
+        self.died = died
+
+
+#: How many times a kernel that exits before answering is started (see :meth:`Kernel.start`).
+KERNEL_START_ATTEMPTS = 3
 
 
 def kill_trees(pids: Iterable[int]) -> None:
@@ -153,7 +162,27 @@ class Kernel:
         """Start a kernel and wait until it answers (at most ``timeout`` seconds).
 
         With a ``zygote`` (:mod:`netra_nb.zygote`) the kernel is forked from it, once it has imported
-        ``modules``; where the zygote cannot (it is gone, or refuses), the kernel is spawned instead."""
+        ``modules``; where the zygote cannot (it is gone, or refuses), the kernel is spawned instead.
+
+        A kernel that exits before it answers is started again, with new ports, up to twice: jupyter_client
+        picks free TCP ports and the kernel binds them later, and on a busy machine another process can take
+        one in between ("Address already in use" in ``kernels.log``). A kernel that does not answer in time
+        is not retried."""
+        for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+            try:
+                return await cls._start_once(label, cwd=cwd, log=log, timeout=timeout, zygote=zygote, modules=modules)
+            except KernelStartError as exc:
+                if not exc.died or attempt == KERNEL_START_ATTEMPTS:
+                    raise
+                if log is not None:
+                    with log.open("a", encoding="utf-8") as fh:
+                        fh.write(f"netra-nb: the {label} kernel exited before it answered (attempt {attempt} of "
+                                 f"{KERNEL_START_ATTEMPTS}); starting it again with new ports\n")
+        raise AssertionError("unreachable")
+
+    @classmethod
+    async def _start_once(cls, label: str, *, cwd: Path, log: Path | None, timeout: float,
+                          zygote: "Zygote | None", modules: tuple[str, ...]) -> "Kernel":
         from jupyter_client.manager import AsyncKernelManager
 
         compile_package()
@@ -194,7 +223,10 @@ class Kernel:
         except BaseException as exc:  # a cancelled start too: the process exists, it must not outlive us
             kernel.kill()
             if isinstance(exc, Exception):
-                raise KernelStartError(f"the {label} kernel did not answer within {timeout:.0f} s: {exc}") from exc
+                died = isinstance(exc, RuntimeError) and "died" in str(exc)  # jupyter_client: "Kernel died before replying"
+                raise KernelStartError(f"the {label} kernel exited before it answered: {exc}" if died else
+                                       f"the {label} kernel did not answer within {timeout:.0f} s: {exc}",
+                                       died=died) from exc
             raise
         return kernel
 

@@ -266,11 +266,23 @@ class ReplayState:
             await asyncio.sleep(0.1)
 
     # -- WebSocket -----------------------------------------------------------------------------
+    def _another_users(self, key: tuple[str, str]) -> list[Any] | None:
+        """The recorded sessions at the same path with another of the run's users' tokens (of the same kind: the
+        user's own, or the kit's short-lived wrong one): which fleet user made a once-per-run probe depends on
+        which got there first, in the recording and in the replay alike."""
+        path, caller = key
+        if not caller.startswith("jwt:"):
+            return None
+        probe = caller.endswith(":probe")
+        pool = [s for (p, c), scripts in self.rec.ws.items() if p == path and c.startswith("jwt:")
+                and c.endswith(":probe") == probe for s in scripts]
+        return pool or None
+
     async def websocket(self, ws: WebSocket) -> None:
         path = ws.url.path
         key = (norm_path(path), token_key(token_of(ws.headers.items(), ws.scope.get("subprotocols") or (),
                                                    ws.url.query)))
-        cands = self.rec.ws.get(key)
+        cands = self.rec.ws.get(key) or self._another_users(key)
         if not cands:
             await deny(ws, self.not_recorded(f"a WebSocket upgrade at {path} with token {key[1]}"))
             return

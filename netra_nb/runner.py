@@ -257,6 +257,7 @@ async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file:
             try:
                 kernel = await asyncio.shield(kernel_tasks[phase])  # a stop cancels the phase, not the start
             except KernelStartError as exc:
+                progress.say(f"  phase {phase}: not run: {clip(str(exc), 300)} (see kernels.log)")
                 return {"path": nb_name, "status": "failed", "duration_s": round(time.monotonic() - t, 3),
                         "error": {"cell": None, "ename": "KernelStart", "evalue": clip(str(exc), 500)}}
             kernels[phase] = kernel

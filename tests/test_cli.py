@@ -142,3 +142,16 @@ def test_run_local_against_netra_nb_serve(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.mark.notebook
+def test_a_phase_whose_kernel_keeps_exiting_is_named_and_the_run_exits_3(tmp_path, healthy_platform, monkeypatch):
+    """Spawned kernels (NETRA_NB_FORK=0) that exit before answering, every time: the phase is said not to have
+    run, with why, as the run goes (not only in run.json), and the run exits 3 (not every check ran)."""
+    from test_engine import _dying_kernels
+    _dying_kernels(tmp_path, monkeypatch, die_times=999)
+    monkeypatch.setenv("NETRA_NB_FORK", "0")
+    f = write_params(tmp_path / "p.yaml", healthy_platform)
+    proc = cli("run", "test", "--params", str(f), "--out", str(tmp_path / "out"), "--phase", "connectivity")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "phase connectivity: not run: the connectivity kernel exited before it answered" in proc.stdout

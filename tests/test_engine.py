@@ -126,3 +126,59 @@ def test_rows_are_read_whole_as_they_are_appended(tmp_path):
         fh.write(', "status": "pass"}\nnot json\n[1]\n{"check": "c"}\n')
     assert tail.new_rows() == [{"check": "b", "status": "pass"}, {"check": "c"}]
     assert tail.new_rows() == []
+
+
+# A stand-in for ipykernel_launcher, first on PYTHONPATH: it exits at once for the first DIE_TIMES starts (as a
+# kernel does whose port another process took between jupyter_client's pick and its bind), then runs the real one.
+_DYING_LAUNCHER = '''
+import os, runpy, sys
+count = os.environ["NETRA_NB_TEST_STARTS"]
+n = int(open(count).read() or 0) if os.path.exists(count) else 0
+open(count, "w").write(str(n + 1))
+if n < int(os.environ["NETRA_NB_TEST_DIE_TIMES"]):
+    sys.exit("zmq.error.ZMQError: Address already in use (the test's stand-in)")
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+sys.modules.pop("ipykernel_launcher", None)
+runpy.run_module("ipykernel_launcher", run_name="__main__", alter_sys=True)
+'''
+
+
+def _dying_kernels(tmp_path, monkeypatch, die_times):
+    (tmp_path / "launcher").mkdir()
+    (tmp_path / "launcher" / "ipykernel_launcher.py").write_text(_DYING_LAUNCHER)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "launcher"))
+    monkeypatch.setenv("NETRA_NB_TEST_STARTS", str(tmp_path / "starts"))
+    monkeypatch.setenv("NETRA_NB_TEST_DIE_TIMES", str(die_times))
+    return tmp_path / "kernels.log"
+
+
+def test_a_kernel_that_exits_before_it_answers_is_started_again(tmp_path, monkeypatch):
+    import asyncio
+
+    from netra_nb.engine import Kernel
+    log = _dying_kernels(tmp_path, monkeypatch, die_times=1)
+
+    async def go():
+        kernel = await Kernel.start("phase", cwd=tmp_path, log=log)
+        try:
+            return (await kernel.run("x = 6 * 7"))["status"]
+        finally:
+            kernel.kill()
+
+    assert asyncio.run(go()) == "ok"
+    assert (tmp_path / "starts").read_text() == "2"
+    text = log.read_text()
+    assert "Address already in use" in text
+    assert "the phase kernel exited before it answered (attempt 1 of 3); starting it again with new ports" in text
+
+
+def test_a_kernel_that_keeps_exiting_is_a_start_error_after_three_attempts(tmp_path, monkeypatch):
+    import asyncio
+
+    from netra_nb.engine import KERNEL_START_ATTEMPTS, Kernel, KernelStartError
+    log = _dying_kernels(tmp_path, monkeypatch, die_times=99)
+    with pytest.raises(KernelStartError, match="the phase kernel exited before it answered") as info:
+        asyncio.run(Kernel.start("phase", cwd=tmp_path, log=log))
+    assert info.value.died
+    assert (tmp_path / "starts").read_text() == str(KERNEL_START_ATTEMPTS) == "3"
