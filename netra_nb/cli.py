@@ -50,25 +50,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     phases = _phases(args.phase)
     cluster = _cluster(args, params, phases)
     result = run_phases(params, params_file.resolve(), Path(args.out), phases=phases, jobs=args.jobs,
-                        env_name=params.name, progress=Progress(quiet=args.quiet), cluster=args.cluster)
+                        env_name=params.name, progress=Progress(quiet=args.quiet), cluster=cluster)
     _print_end(result.summary, result.run_dir, interrupted=result.interrupted)
     return result.exit_code
 
 
-def _cluster(args: argparse.Namespace, params: Any, phases: list[str]) -> str:
+def _cluster(args: argparse.Namespace, params: Any, phases: list[str]) -> str | None:
     """Where the orchestration fleet will run (--cluster, else orchestration.cluster), checked before anything
-    runs: a Dask scheduler that cannot be reached is exit 2 here, not a failed fleet later."""
+    runs: a Dask scheduler that cannot be reached is exit 2 here, not a failed fleet later. Returns the
+    ``--cluster`` value, normalized (None without the option: the params file already says where)."""
     from .params import cluster_spec
-    cluster = cluster_spec(args.cluster, "--cluster") if getattr(args, "cluster", None) else params.cluster
-    if args.cluster:
-        args.cluster = cluster
-    if not cluster or "orchestration" not in phases:
-        return cluster
-    from .cluster import probe
-    where = probe(cluster)
-    if not args.quiet:
-        print(f"orchestration fleet on {where}", flush=True)
-    return cluster
+    given = cluster_spec(args.cluster, "--cluster") if getattr(args, "cluster", None) else None
+    cluster = given or params.cluster
+    if cluster and "orchestration" in phases:
+        from .cluster import probe
+        where = probe(cluster)
+        if not args.quiet:
+            print(f"orchestration fleet on {where}", flush=True)
+    return given
 
 
 def _print_end(summary: dict[str, Any], run_dir: Path, *, interrupted: bool = False) -> None:
@@ -117,10 +116,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         try:
             params = load_params(path=params_file)
             phases = _phases(args.phase)
-            _cluster(args, params, phases)
+            cluster = _cluster(args, params, phases)
             result = run_phases(params, params_file.resolve(), out, phases=phases, jobs=args.jobs,
                                 env_name="demo", extra_run_info={"fault": ",".join(faults) or None, "era": args.era},
-                                progress=Progress(quiet=args.quiet), cluster=args.cluster)
+                                progress=Progress(quiet=args.quiet), cluster=cluster)
         finally:
             params_file.unlink(missing_ok=True)
     _print_end(result.summary, result.run_dir, interrupted=result.interrupted)
