@@ -248,6 +248,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``netra-nb`` command; ``argv`` None: the process's own command line, and the process then ends
+    as soon as the command has (see :func:`exit_now`)."""
+    code = _main(argv)
+    if argv is None:
+        exit_now(code)
+    return code
+
+
+def exit_now(code: int) -> None:
+    """End the process with ``code`` once its output is flushed and its exit handlers ran, without tearing
+    down every module it imported: the run's files are written and closed by then, and the teardown (pandas,
+    pyarrow, zmq and matplotlib objects collected one by one) took 0.3-0.5 s after the last line printed."""
+    import atexit
+    import logging
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        getattr(atexit, "_run_exitfuncs", lambda: None)()  # what a normal exit runs, before the teardown skipped here
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code if isinstance(code, int) else 1)
+
+
+def _main(argv: list[str] | None) -> int:
     register_env_secrets()
     parser = build_parser()
     args = parser.parse_args(argv)
