@@ -394,11 +394,14 @@ def _draw_ahead(report_task: asyncio.Future, run_dir: Path, checks_seen: dict[st
         return
     kernel = report_task.result()
     complete = [p for p, seen in checks_seen.items() if _phase_checks(p) and _phase_checks(p) <= seen]
-    calls = [f"draw_sessions_ahead({str(run_dir)!r}, {p!r})" for p in complete if p not in sent]
-    sent.update(complete)
+    calls = []
     if len(complete) == len(checks_seen) and "" not in sent:
-        sent.add("")  # the run-wide charts
+        # The run-wide charts first: the last phase's notebook draws its own session charts meanwhile (the
+        # files are shared), instead of waiting for this kernel to draw them and then the run-wide ones.
+        sent.add("")
         calls.append(f"draw_charts_ahead({str(run_dir)!r})")
+    calls += [f"draw_sessions_ahead({str(run_dir)!r}, {p!r})" for p in complete if p not in sent]
+    sent.update(complete)
     if calls:
         kernel.kc.execute("from netra_nb import report as _report\n" + "\n".join(f"_report.{c}" for c in calls),
                           silent=True, store_history=False)
