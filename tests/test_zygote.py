@@ -58,7 +58,8 @@ def test_a_forked_kernel_runs_a_notebook_as_a_spawned_one_does(tmp_path, monkeyp
                    "print(os.getcwd(), os.environ.get('NETRA_NB_ZYGOTE_TEST').replace(' ', '_'), os.environ.get('JPY_PARENT_PID'),"
                    " sys.executable, matplotlib.get_backend())",
                    "plt.plot([1, 2, 3]);",
-                   "import netra_nb, threading\nprint(sorted(t.name for t in threading.enumerate()))")
+                   "import netra_nb, threading\nprint(sorted(t.name for t in threading.enumerate()))",
+                   "print(sys.modules.get('ipykernel.debugger') is not None and sys.modules.get('debugpy') is not None)")
 
     async def go():
         zygote = Zygote.start(cwd=tmp_path, log=tmp_path / "k.log", modules=MODULES)
@@ -95,6 +96,9 @@ def test_a_forked_kernel_runs_a_notebook_as_a_spawned_one_does(tmp_path, monkeyp
     poller = {t for t in eval("".join(spawned[3][0]["text"])) if t.startswith("Thread-")}  # noqa: S307
     assert len(poller) == 1
     assert threads - {"netra-nb-watch"} == set(eval("".join(spawned[3][0]["text"]))) - poller  # noqa: S307
+    # The forked kernel runs without ipykernel's debugger (debugpy and pydevd are not imported); a spawned one,
+    # as JupyterLab starts it, keeps it where debugpy is installed.
+    assert "".join(forked[4][0]["text"]).strip() == "False"
 
 
 def test_a_forked_kernel_that_dies_is_seen_dead_and_its_tree_is_killed(tmp_path):
