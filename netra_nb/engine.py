@@ -262,6 +262,9 @@ def kill_kernels(kernels: Iterable[Kernel]) -> None:
             pass
         try:
             k.km.cleanup_connection_file()
+            # The manager's own socket to the kernel's control channel: left open, it keeps its zmq context
+            # from ending, and a process that collects the context at exit waits for it forever.
+            k.km._close_control_socket()
         except Exception:  # noqa: BLE001
             pass
 
