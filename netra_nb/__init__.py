@@ -12,19 +12,41 @@ Imported in a Jupyter kernel, it sets the secrets ``netra-nb serve`` wrote to ``
 (see :mod:`netra_nb.envfile`) that the kernel's environment lacks.
 """
 
-from .categories import CATEGORIES, category_info
-from .checks import CHECKS, PHASE_CHECKS
-from .diagnosis import findings, golden_path
-from .orchestration import OrchestrationPhase  # importing it registers the orchestration checks
-from .notebook import CheckResult, Phase, check, duration_chart, frames_chart, records_frame, run_sync
-from .params import ConfigError, Params, load_params
-from .records import Frame, Record, read_records
+from importlib import import_module
+from typing import Any
+
 from .envfile import load_in_kernel
+
+#: Each public name and the module it comes from, imported when the name is first used: ``netra-nb``
+#: itself imports this package before anything else, and must be able to start its kernels' zygote
+#: before it pays for the checks' imports (httpx, websockets, the judges).
+_PUBLIC = {
+    "CATEGORIES": "categories", "category_info": "categories",
+    "CHECKS": "checks", "PHASE_CHECKS": "checks",
+    "findings": "diagnosis", "golden_path": "diagnosis",
+    "OrchestrationPhase": "orchestration",
+    "CheckResult": "notebook", "Phase": "notebook", "check": "notebook", "duration_chart": "notebook",
+    "frames_chart": "notebook", "records_frame": "notebook", "run_sync": "notebook",
+    "ConfigError": "params", "Params": "params", "load_params": "params",
+    "Frame": "records", "Record": "records", "read_records": "records",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'netra_nb' has no attribute {name!r}")
+    if module == "checks":
+        import_module(".orchestration", __name__)  # it registers the orchestration phase's checks
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})
+
 
 load_in_kernel()
 
-__all__ = [
-    "CATEGORIES", "CHECKS", "PHASE_CHECKS", "CheckResult", "OrchestrationPhase", "ConfigError", "Frame", "Params", "Phase", "Record",
-    "category_info", "check", "duration_chart", "findings", "frames_chart", "golden_path", "load_params",
-    "read_records", "records_frame", "run_sync",
-]
+__all__ = sorted(_PUBLIC)

@@ -8,11 +8,12 @@ the run folder as their last line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -38,7 +39,26 @@ def _phases(requested: list[str] | None) -> list[str]:
     return list(dict.fromkeys(requested))
 
 
+@contextlib.contextmanager
+def _zygote() -> Iterator[Any]:
+    """The run's kernel zygote, started before this process imports the checks and reads the params (its
+    imports are most of the time until the first check); the run closes it, and it is killed here when no
+    run began (bad params: exit 2)."""
+    from .zygote import start_for_run
+    zygote = start_for_run()
+    try:
+        yield zygote
+    finally:
+        if zygote is not None:
+            zygote.kill()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    with _zygote() as zygote:
+        return _run(args, zygote)
+
+
+def _run(args: argparse.Namespace, zygote: Any) -> int:
     from .auth import check_auth_config
     from .runner import Progress, run_phases
 
@@ -50,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     phases = _phases(args.phase)
     cluster = _cluster(args, params, phases)
     result = run_phases(params, params_file.resolve(), Path(args.out), phases=phases, jobs=args.jobs,
-                        env_name=params.name, progress=Progress(quiet=args.quiet), cluster=cluster)
+                        env_name=params.name, progress=Progress(quiet=args.quiet), cluster=cluster, zygote=zygote)
     _print_end(result.summary, result.run_dir, interrupted=result.interrupted)
     return result.exit_code
 
@@ -106,7 +126,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     (out / "demo").mkdir(parents=True, exist_ok=True)
     config = ServerConfig(era=args.era, faults=faults, jwt_secret=secret, e2e_key=key)
-    with RefServer(config) as srv:
+    with _zygote() as zygote, RefServer(config) as srv:
         if not args.quiet:
             print(f"reference platform ({args.era} era{', faults: ' + ','.join(faults) if faults else ''}) at "
                   f"{srv.base_url}", flush=True)
@@ -119,7 +139,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             cluster = _cluster(args, params, phases)
             result = run_phases(params, params_file.resolve(), out, phases=phases, jobs=args.jobs,
                                 env_name="demo", extra_run_info={"fault": ",".join(faults) or None, "era": args.era},
-                                progress=Progress(quiet=args.quiet), cluster=cluster)
+                                progress=Progress(quiet=args.quiet), cluster=cluster, zygote=zygote)
         finally:
             params_file.unlink(missing_ok=True)
     _print_end(result.summary, result.run_dir, interrupted=result.interrupted)

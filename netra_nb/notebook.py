@@ -14,7 +14,7 @@ import html
 from pathlib import Path
 from typing import Any, Coroutine, Iterable, TypeVar
 
-from .checks import CHECKS, PHASE_CHECKS, Context
+from .checks import CHECKS, PHASE_CHECKS, Context, registry
 from .params import Params, load_params
 from .records import Record
 from .redact import clip
@@ -74,7 +74,7 @@ def check(name: str, env: str | None = "local", *, params_file: str | None = Non
     >>> result = check("agent_run", env="staging")   # doctest: +SKIP
     >>> result.chart()                                # the session's frames on a time axis
     """
-    if name not in CHECKS:
+    if name not in registry():  # every phase's checks, the orchestration module's included
         raise KeyError(f"unknown check {name!r}; known: {', '.join(CHECKS)}")
     p = _params(env, params_file, params)
 
@@ -94,6 +94,7 @@ class Phase:
 
     def __init__(self, phase: str, env: str | None = "local", run_dir: str | None = None, *,
                  params_file: str | None = None, params: Params | None = None, run_id: str | None = None) -> None:
+        registry()  # every phase's checks, the orchestration module's included
         if phase not in PHASE_CHECKS:
             raise KeyError(f"unknown phase {phase!r}; known: {', '.join(PHASE_CHECKS)}")
         self.phase = phase

@@ -35,7 +35,7 @@ from .records import FRAME_KINDS, RECORD_KINDS, Record, parse_time, read_frames,
 from .redact import clip, redact, scrub_tree
 from .registry import NOTEBOOKS, PHASE_NOTEBOOKS
 from .runfolder import folder_name
-from .zygote import Zygote
+from .zygote import PHASE_MODULES, REPORT_MODULES, Zygote
 
 __all__ = ["PHASE_NOTEBOOKS", "REPORT_NOTEBOOK", "RunResult", "Progress", "new_run_dir", "run_phases", "run_notebook",
            "finalize_run", "exit_code", "notebooks_dir", "write_run_json", "read_run_json", "kill_tree",
@@ -46,9 +46,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_KIT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 KERNEL_LOG = "kernels.log"
 #: Run in each kernel as soon as it answers, while the others start: what its notebook imports first.
 PHASE_WARMUP = "import netra_nb, pandas, matplotlib.pyplot"
-#: What the zygote imports before it forks the phase kernels, and then before it forks the report's.
-PHASE_MODULES = ("ipykernel.kernelapp", "netra_nb", "pandas", "matplotlib.pyplot")
-REPORT_MODULES = ("IPython.display", "netra_nb.report")
 REPORT_WARMUP = "from IPython.display import HTML, Markdown, display\nfrom netra_nb import report"
 #: Seconds the report notebook may take (a fleet of thousands of sessions needs well under a minute).
 REPORT_TIMEOUT_S = 300.0
@@ -181,8 +178,12 @@ def _set_cluster(params_file: Path, cluster: str) -> None:
 
 def run_phases(params: Params, params_file: Path, out: Path, *, phases: list[str] | None = None, jobs: int = 3,
                env_name: str | None = None, extra_run_info: dict[str, Any] | None = None,
-               report: bool = True, progress: Progress | None = None, cluster: str | None = None) -> RunResult:
+               report: bool = True, progress: Progress | None = None, cluster: str | None = None,
+               zygote: Zygote | None = None) -> RunResult:
     """Make the run folder, execute the phase notebooks, finalize; returns the run folder and exit code.
+
+    ``zygote``: one the caller started (:func:`netra_nb.zygote.start_for_run`) before it read the params, which the run
+    takes over (and closes); without it the run starts its own.
 
     Exit code 130 when Ctrl-C stopped the run (the report is still written from the rows, unless a
     second Ctrl-C came: then this process exits at once, with 130)."""
@@ -205,21 +206,24 @@ def run_phases(params: Params, params_file: Path, out: Path, *, phases: list[str
     write_run_json(run_dir, info)
     progress.say(f"run {run_id}: {', '.join(phases)} against {env_name} ({params.base_url}) → {run_dir}")
     stop = _Stop()
-    summary = asyncio.run(_run(run_dir, info, params, params_file, phases, jobs, report, progress, stop))
+    summary = asyncio.run(_run(run_dir, info, params, params_file, phases, jobs, report, progress, stop, zygote))
     interrupted = stop.reason == "interrupted"
     code = EXIT_INTERRUPTED if interrupted else exit_code(run_dir, summary)
     return RunResult(run_dir, code, summary, interrupted)
 
 
 async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file: Path, phases: list[str], jobs: int,
-               report: bool, progress: Progress, stop: _Stop) -> dict[str, Any]:
+               report: bool, progress: Progress, stop: _Stop, zygote: Zygote | None) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     log = run_dir / KERNEL_LOG
     started = time.monotonic()
     deadline = started + params.timeout_run
     progress.say(f"starting {len(phases) + int(report)} kernels ({', '.join(phases)}{', report' if report else ''})")
     # One process imports what every kernel needs and forks them (netra_nb.zygote; None: they are spawned).
-    zygote = Zygote.start(cwd=run_dir, log=log, modules=PHASE_MODULES)
+    if zygote is not None:
+        zygote.log_to(log)
+    else:
+        zygote = Zygote.start(cwd=run_dir, log=log, modules=PHASE_MODULES)
     kernel_tasks = {p: asyncio.ensure_future(Kernel.start(p, cwd=run_dir, log=log, zygote=zygote)) for p in phases}
     # The notebooks are read (nbformat's import) while the kernels start.
     notebooks = loop.run_in_executor(None, lambda: {p: read_notebook(notebooks_dir() / PHASE_NOTEBOOKS[p], {

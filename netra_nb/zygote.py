@@ -27,7 +27,9 @@ missing, and with ``NETRA_NB_FORK=0``) kernels are spawned as before.
 The protocol: JSON lines on the zygote's stdin, one JSON line answering each on its stdout.
 ``{"op": "import", "modules": [...]}`` imports; ``{"op": "fork", "args": [...], "cwd", "env", "log",
 "watch": [pid, create_time], "modules": [...]}`` imports ``modules`` then forks, answering ``{"pid": n}``
-or ``{"error": "..."}``. End of stdin: the zygote exits.
+or ``{"error": "..."}``; ``{"op": "log", "path": ...}`` appends what the zygote wrote to its stderr so far
+to that file and writes there from then on (a zygote started before the run folder existed). End of
+stdin: the zygote exits.
 """
 
 from __future__ import annotations
@@ -41,11 +43,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Zygote", "ZygoteError", "fork_supported", "main"]
+__all__ = ["Zygote", "ZygoteError", "fork_supported", "main", "start_for_run", "PHASE_MODULES", "REPORT_MODULES"]
 
 #: Turned off in the zygote before any import: each would start a thread, and a process forks safely
 #: only while it has one (see the module's docstring).
 THREADLESS_ENV = {"OPENBLAS_NUM_THREADS": "1", "JE_ARROW_MALLOC_CONF": "background_thread:false"}
+#: What a zygote imports before it forks the phase kernels (what the phase notebooks import first and draw
+#: with), and then before it forks the report's. ``netra_nb`` itself imports its modules when first used.
+PHASE_MODULES = ("ipykernel.kernelapp", "netra_nb.notebook", "netra_nb.orchestration", "netra_nb.charts", "pandas",
+                 "matplotlib.pyplot")
+REPORT_MODULES = ("IPython.display", "netra_nb.report")
 #: ipykernel sets this when it starts unless it is set (``IPKernelApp.init_gui_pylab``); matplotlib reads
 #: it at import, so the zygote sets it before importing matplotlib, as the kernel would have.
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
@@ -162,6 +169,10 @@ def main() -> None:
     for line in requests:
         try:
             req = json.loads(line)
+            if req.get("op") == "log":
+                _log_to(str(req["path"]))
+                answer({"ok": True})
+                continue
             _import(list(req.get("modules") or []))
             if req.get("op") != "fork":
                 answer({"ok": True, "threads": native_threads()})
@@ -180,6 +191,25 @@ def main() -> None:
             answer({"error": f"{type(exc).__name__}: {exc}"})
     _reap()
     os._exit(0)
+
+
+def _log_to(path: str) -> None:
+    """Write stdout and stderr to ``path`` from now on, after what was written to stderr so far (when it is a
+    file this process can read: the caller's temporary file)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            os.lseek(2, 0, os.SEEK_SET)
+            while chunk := os.read(2, 1 << 16):
+                os.write(fd, chunk)
+        except OSError:  # not a file (a pipe, /dev/null) or not readable: nothing to carry over
+            pass
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+    finally:
+        os.close(fd)
 
 
 def _reap(*_: Any) -> None:
@@ -205,7 +235,7 @@ class ZygoteError(RuntimeError):
 
 class Zygote:
     """The caller's handle on a zygote process: :meth:`start` it, ``await`` :meth:`fork` (or
-    :meth:`preload`), :meth:`close` it. Requests are served one at a time, in the order they are
+    :meth:`log_to`), :meth:`close` it. Requests are served one at a time, in the order they are
     made (a single worker thread talks to the process)."""
 
     def __init__(self, proc: Any) -> None:
@@ -223,15 +253,18 @@ class Zygote:
     @classmethod
     def start(cls, *, cwd: Path, log: Path | None = None, modules: list[str] | tuple[str, ...] = ()) -> "Zygote | None":
         """Start a zygote now (it answers ``ready`` at once; ``modules`` are imported next, in the
-        background); None where kernels are not forked (:func:`fork_supported`) or it cannot start."""
+        background); None where kernels are not forked (:func:`fork_supported`) or it cannot start.
+
+        Without a ``log`` (no run folder yet) what it writes waits in a temporary file until :meth:`log_to`."""
         if not fork_supported():
             return None
         import subprocess
+        import tempfile
 
         from .engine import compile_package
         compile_package()
 
-        err = log.open("ab") if log is not None else subprocess.DEVNULL
+        err = log.open("ab") if log is not None else tempfile.TemporaryFile()
         try:
             proc = subprocess.Popen([sys.executable, "-Xfrozen_modules=off", "-m", "netra_nb.zygote"], cwd=str(cwd),
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
@@ -239,8 +272,7 @@ class Zygote:
         except OSError:
             return None
         finally:
-            if log is not None:
-                err.close()  # type: ignore[union-attr]
+            err.close()  # the zygote holds its own descriptor
         zygote = cls(proc)
         if modules:
             zygote._worker.submit(zygote._request, {"op": "import", "modules": list(modules)}, STARTUP_TIMEOUT_S)
@@ -279,6 +311,11 @@ class Zygote:
         if "error" in reply:
             raise ZygoteError(f"the zygote refused: {reply['error']}")
         return reply
+
+    def log_to(self, path: Path) -> None:
+        """From now on the zygote writes to ``path`` (a run's kernel log), after what it wrote before; the
+        request is queued (answered after the imports asked for earlier), not waited for."""
+        self._worker.submit(self._request, {"op": "log", "path": str(path)}, STARTUP_TIMEOUT_S)
 
     async def fork(self, args: list[str], *, cwd: str, env: dict[str, str], log: str | None,
                    modules: list[str] | tuple[str, ...] = (), timeout: float = STARTUP_TIMEOUT_S) -> int:
@@ -320,6 +357,13 @@ class Zygote:
                 self.proc.stdout.close()
             except OSError:
                 pass
+
+
+def start_for_run() -> Zygote | None:
+    """A zygote importing what the phase kernels need, for a run that has not made its folder yet:
+    ``netra-nb run`` and ``demo`` start it first, before their own imports and the params, and hand it to
+    :func:`netra_nb.runner.run_phases`. None where kernels are not forked."""
+    return Zygote.start(cwd=Path.cwd(), modules=PHASE_MODULES)
 
 
 def forked_provisioner(km: Any, zygote: Zygote, *, log: Path | None, modules: list[str] | tuple[str, ...] = ()) -> Any:

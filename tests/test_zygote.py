@@ -215,3 +215,30 @@ def test_a_killed_runner_takes_its_forked_kernels_and_zygote_with_it(tmp_path):
         _wait_for(lambda: _gone(zygote) and _gone(kernel), "the zygote and the kernel to exit")
     finally:
         runner.kill()
+
+
+def test_a_zygote_started_before_the_run_folder_keeps_what_it_wrote_for_the_runs_log(tmp_path, monkeypatch):
+    """``netra-nb run`` starts the zygote before the run folder exists: what it writes until then waits, and
+    reaches the run's kernel log, in order, before what it writes after."""
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "say_early.py").write_text("import sys\nprint('imported before the run folder existed', file=sys.stderr)\n")
+    (mods / "say_late.py").write_text("import sys\nprint('imported after', file=sys.stderr)\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(mods), os.environ.get("PYTHONPATH")])))
+    log = tmp_path / "run" / "kernels.log"
+
+    async def go():
+        zygote = Zygote.start(cwd=tmp_path, modules=("say_early",))
+        assert zygote is not None
+        try:
+            log.parent.mkdir()
+            zygote.log_to(log)
+            kernel = await Kernel.start("late", cwd=log.parent, log=log, zygote=zygote, modules=("say_late",))
+            assert psutil.Process(kernel.pid).ppid() == zygote.pid  # forked: the modules were the zygote's
+            kernel.kill()
+        finally:
+            zygote.close()
+
+    asyncio.run(go())
+    lines = log.read_text().splitlines()
+    assert lines[:2] == ["imported before the run folder existed", "imported after"], lines
