@@ -12,8 +12,15 @@ Imported in a Jupyter kernel, it sets the secrets ``netra-nb serve`` wrote to ``
 (see :mod:`netra_nb.envfile`) that the kernel's environment lacks.
 """
 
+import sys
 from importlib import import_module
 from typing import Any
+
+# jsonschema (imported by nbformat, so by nbclient and nbconvert) imports ``rfc3987_syntax`` when it is
+# installed, and that module builds an Earley parser at import: 0.8-2.7 s of CPU in every process that
+# executes or exports a notebook (the runner, the zygote, the report's kernel), for the "iri" string format
+# that no notebook schema uses. Marked absent, jsonschema skips that format.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 from .envfile import load_in_kernel
 

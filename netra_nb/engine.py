@@ -44,16 +44,6 @@ KERNEL_SPEC = {"name": KERNEL_NAME, "display_name": "Python (netra-nb)", "langua
 STARTUP_TIMEOUT_S = 120.0
 
 
-def _skip_slow_optional_imports() -> None:
-    """jsonschema (imported by nbformat) imports ``rfc3987_syntax`` when it is installed, and that
-    module builds an Earley parser at import: 0.8-2.7 s of this process's start-up, for the "iri"
-    string format that no notebook schema uses. Marking it absent makes jsonschema skip that format."""
-    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
-
-
-_skip_slow_optional_imports()
-
-
 class KernelStartError(RuntimeError):
     """A kernel could not be started (ipykernel missing, or it died or hung while starting); ``died``: its process
     exited before it answered."""
@@ -230,10 +220,12 @@ class Kernel:
             raise
         return kernel
 
-    async def run(self, code: str, *, timeout: float = STARTUP_TIMEOUT_S) -> dict[str, Any]:
+    async def run(self, code: str, *, timeout: float = STARTUP_TIMEOUT_S,
+                  expressions: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Execute ``code`` silently (no output, no history) and wait for its reply's content (``status``
-        ``ok`` or ``error``); for warm-up imports, before a notebook takes the kernel's channels."""
-        msg_id = self.kc.execute(code, silent=True, store_history=False)
+        ``ok`` or ``error``; ``user_expressions``: the repr of each of ``expressions`` evaluated after it);
+        for warm-up imports and the run's tail, when no notebook is using the kernel's channels."""
+        msg_id = self.kc.execute(code, silent=True, store_history=False, user_expressions=dict(expressions or {}))
         deadline = time.monotonic() + timeout
         while True:
             reply = await self.kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))

@@ -134,6 +134,15 @@ def export_report(run_dir: str | Path, notebook: Any) -> Path:
     return export_html(notebook, run_dir / "report.html", title=page_title(load_run(run_dir)))
 
 
+def export_report_file(run_dir: str | Path) -> Path:
+    """:func:`export_report` of the executed ``run_dir/report.ipynb`` (the runner's report kernel calls it once
+    the notebook has run)."""
+    import nbformat
+
+    run_dir = Path(run_dir)
+    return export_report(run_dir, nbformat.read(str(run_dir / "report.ipynb"), as_version=4))
+
+
 def build_report(run_dir: str | Path, *, timeout: float = 300) -> Path | None:
     """Execute the report notebook for ``run_dir`` into ``run_dir/report.ipynb`` (in a kernel of its
     own) and export ``run_dir/report.html``; return the HTML's path.
@@ -154,4 +163,4 @@ def build_report(run_dir: str | Path, *, timeout: float = 300) -> Path | None:
                           run_dir / "kernels.log")
     if result["status"] != "ok":
         return None
-    return export_report(run_dir, nbformat.read(str(out_nb), as_version=4))
+    return export_report_file(run_dir)

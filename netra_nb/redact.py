@@ -29,7 +29,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import quote, quote_plus
 
 __all__ = ["register_secret", "forget_secrets", "register_env_secrets", "register_secret_vars", "redact", "redact_obj", "clip",
@@ -405,32 +405,61 @@ def _scrub_parquet(path: Path) -> bool:
     return changed
 
 
-def scrub_tree(run_dir: str | os.PathLike[str]) -> list[Path]:
+def scrub_tree(run_dir: str | os.PathLike[str], *, scrubbed: Mapping[str, Sequence[int]] | None = None) -> list[Path]:
     """The last pass over a run folder: rewrite every file whose redacted content differs.
 
     Text files (json, jsonl, md, html, xml, ipynb, log, yaml, txt, csv) are redacted as a whole
     (JSON ones value by value, so the file stays valid JSON; embedded base64 images are left
     as they are); Parquet files column by column (string and list-of-string columns). Each
     rewrite is an atomic replace. A file with nothing to redact is read once and not written.
-    Symbolic links are not followed. Returns the files rewritten.
+    Symbolic links are not followed. ``scrubbed``: files :func:`scrub_files` went over already (by path
+    relative to ``run_dir``), skipped while they are unchanged since (the same :func:`signature`).
+    Returns the files rewritten.
     """
     rewritten: list[Path] = []
     for folder, dirs, files in os.walk(run_dir):
         dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
         for name in sorted(files):
             path = Path(folder) / name
-            suffix = path.suffix.lower()
             if path.is_symlink() or name.endswith(".scrub-tmp"):
                 continue
-            if suffix == ".parquet":
-                if _scrub_parquet(path):
-                    rewritten.append(path)
-            elif suffix in _TEXT_SUFFIXES:
-                raw = path.read_bytes()
-                text = raw.decode("utf-8", errors="surrogateescape")
-                cleaned = _scrub_text(suffix, text)
-                if cleaned != text:
-                    data = cleaned.encode("utf-8", errors="surrogateescape")
-                    _replace_atomically(path, lambda tmp: tmp.write_bytes(data))
-                    rewritten.append(path)
+            done = (scrubbed or {}).get(os.path.relpath(path, run_dir))
+            if done is not None and list(done) == signature(path):
+                continue
+            if _scrub_file(path):
+                rewritten.append(path)
     return rewritten
+
+
+def scrub_files(run_dir: str | os.PathLike[str], names: Iterable[str]) -> dict[str, list[int]]:
+    """:func:`scrub_tree`'s pass over some files of ``run_dir`` (by relative path; those missing are left out),
+    as soon as they are written; their :func:`signature` after it, for ``scrub_tree(..., scrubbed=…)``."""
+    done = {}
+    for name in names:
+        path = Path(run_dir) / name
+        if path.is_file() and not path.is_symlink():
+            _scrub_file(path)
+            done[name] = signature(path)
+    return done
+
+
+def signature(path: Path) -> list[int]:
+    """What changes when a file is written again: its inode (an atomic replace), size and modification time."""
+    st = path.stat()
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def _scrub_file(path: Path) -> bool:
+    """Redact one file of a run folder in place (Parquet and text kinds; others are left); True when rewritten."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return _scrub_parquet(path)
+    if suffix in _TEXT_SUFFIXES:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8", errors="surrogateescape")
+        cleaned = _scrub_text(suffix, text)
+        if cleaned != text:
+            data = cleaned.encode("utf-8", errors="surrogateescape")
+            _replace_atomically(path, lambda tmp: tmp.write_bytes(data))
+            return True
+    return False

@@ -1,12 +1,14 @@
 """``netra-nb run``: a run folder, the phase notebooks in kernels of their own (in parallel), then the artifacts.
 
 One process drives everything with nbclient (:mod:`netra_nb.engine`): at t=0 it starts a kernel per
-phase and one for the report (forked from a process that imported what they need once,
-:mod:`netra_nb.zygote`, where it can); each phase kernel imports what its notebook needs and runs it, and
-then (the phases come first) the report kernel does its imports; the phases' rows are printed as
-each check appends its line to ``results.jsonl``; the report kernel draws the charts whose data is
-final while the phases still run; when the phases end it executes the report while this process
-writes the Parquet files, JUnit, ``summary.md`` and the history. The kernels are separate processes: the run's deadline (``timeouts.run``) and Ctrl-C kill
+phase (forked from a process that imported what they need once, :mod:`netra_nb.zygote`, where it can;
+the command starts that process before it even reads the params); each phase kernel runs its notebook,
+and once they have their imports two more kernels are forked for the tail: the report's and one for
+the artifacts (:mod:`netra_nb.artifacts`). The phases' rows are printed as each check appends its line
+to ``results.jsonl``; the report kernel draws the charts whose data is final while the phases still
+run; when the phases end it executes the report and exports the HTML while the artifacts kernel writes
+the Parquet files, JUnit, ``summary.md`` and the history. This process imports none of pandas,
+matplotlib or nbconvert. The kernels are separate processes: the run's deadline (``timeouts.run``) and Ctrl-C kill
 them without losing a row. The first Ctrl-C stops the phases, marks them ``interrupted`` in
 ``run.json`` and still writes the report from the rows they wrote; a second one stops at once.
 :func:`finalize_run` turns a run folder, even a partial one, into the same artifacts.
@@ -24,14 +26,14 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .checks import registry, short_id
 from .diagnosis import counts, golden_path
-from .engine import (Kernel, KernelStartError, execute, kill_kernels, kill_tree, notebooks_dir, read_notebook,
-                     run_notebook)
+from .engine import (Kernel, KernelStartError, execute, kill_kernels, kill_tree, kill_trees, notebooks_dir,
+                     read_notebook, run_notebook)
 from .params import ConfigError, Params, check_name
-from .records import FRAME_KINDS, RECORD_KINDS, Record, parse_time, read_frames, read_records, utc_now
+from .records import Record, parse_time, read_frames, read_records, utc_now
 from .redact import clip, redact, scrub_tree
 from .registry import NOTEBOOKS, PHASE_NOTEBOOKS
 from .runfolder import folder_name
@@ -47,6 +49,7 @@ KERNEL_LOG = "kernels.log"
 #: Run in each kernel as soon as it answers, while the others start: what its notebook imports first.
 PHASE_WARMUP = "import netra_nb, pandas, matplotlib.pyplot"
 REPORT_WARMUP = "from IPython.display import HTML, Markdown, display\nfrom netra_nb import report"
+ARTIFACTS_WARMUP = "from netra_nb import artifacts"
 #: Seconds the report notebook may take (a fleet of thousands of sessions needs well under a minute).
 REPORT_TIMEOUT_S = 300.0
 #: How often the rows the kernels append to ``results.jsonl`` are looked for (and printed).
@@ -218,7 +221,8 @@ async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file:
     log = run_dir / KERNEL_LOG
     started = time.monotonic()
     deadline = started + params.timeout_run
-    progress.say(f"starting {len(phases) + int(report)} kernels ({', '.join(phases)}{', report' if report else ''})")
+    progress.say(f"starting {len(phases)} kernels ({', '.join(phases)}), then the "
+                 f"{'report and artifacts kernels' if report else 'artifacts kernel'}")
     # One process imports what every kernel needs and forks them (netra_nb.zygote; None: they are spawned).
     if zygote is not None:
         zygote.log_to(log)
@@ -229,25 +233,21 @@ async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file:
     notebooks = loop.run_in_executor(None, lambda: {p: read_notebook(notebooks_dir() / PHASE_NOTEBOOKS[p], {
         "env": info["env"], "run_dir": str(run_dir), "params_file": str(params_file)}) for p in phases})
     warmed = {p: asyncio.Event() for p in phases}
-    warm = threading.Thread(target=_preimport, args=(report,), name="netra-nb-preimport", daemon=True)
+    phases_warm = asyncio.ensure_future(asyncio.gather(*(e.wait() for e in warmed.values())))
 
-    report_start = asyncio.ensure_future(Kernel.start("report", cwd=run_dir, log=log, zygote=zygote,
-                                                      modules=REPORT_MODULES)) if report else None
-
-    async def after_phase_warmups() -> Kernel | None:
-        """The report's kernel starts with the others; its imports, and this process's for the tail, wait
-        until the phase kernels have imported what their notebooks need: the phases are on the critical
-        path, the report is not (measured: bench/RESULTS.md). The report kernel is still warm long before
-        the phases end."""
-        await asyncio.gather(*(e.wait() for e in warmed.values()))
-        warm.start()
-        if report_start is None:
-            return None
-        kernel = await report_start
-        await _warm_up(kernel, REPORT_WARMUP)
+    async def after_phase_warmups(label: str, warmup: str) -> Kernel:
+        """The kernels of the tail (the report's, and the one that writes Parquet, JUnit, summary.md and the
+        history) are forked once the phase kernels have imported what their notebooks need: the phases are
+        on the critical path, the tail is not (measured: bench/RESULTS.md). They are warm long before the
+        phases end, and this process imports none of what they use."""
+        await phases_warm
+        kernel = await Kernel.start(label, cwd=run_dir, log=log, zygote=zygote, modules=REPORT_MODULES)
+        await _warm_up(kernel, warmup)
         return kernel
 
-    report_task = asyncio.ensure_future(after_phase_warmups())
+    report_task = asyncio.ensure_future(after_phase_warmups("report", REPORT_WARMUP)) if report else None
+    artifacts_task = asyncio.ensure_future(after_phase_warmups("artifacts", ARTIFACTS_WARMUP))
+    tail_tasks = [t for t in (report_task, artifacts_task) if t is not None]
     kernels: dict[str, Kernel] = {}
     began: set[str] = set()  # phases whose notebook started
     ended_before_stop: set[str] = set()
@@ -294,12 +294,10 @@ async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file:
             progress.say("interrupted: stopping the phases (Ctrl-C again to stop at once)")
             stop_phases("interrupted")
             return
-        tasks = (*kernel_tasks.values(), *([report_start] if report_start else []), report_task)
-        kill_kernels(t.result() for t in tasks if _started(t))
-        for kt in tasks:
-            _kill_when_started(kt)
-        if zygote is not None:
-            zygote.kill()
+        # Every process this one started, with its tree: the kernels (those still starting or warming up
+        # too, which no task has handed over yet), the zygote and the kernels it forked.
+        import psutil
+        kill_trees(p.pid for p in psutil.Process().children())
         print("netra-nb: stopped at once; the rows written so far are in the run folder", file=sys.stderr, flush=True)
         sys.stdout.flush()
         os._exit(EXIT_INTERRUPTED)
@@ -323,7 +321,8 @@ async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file:
         while pending and stop.reason is None:
             done, pending = await asyncio.wait(pending, timeout=min(ROW_POLL_S, max(0.0, deadline - time.monotonic())))
             show_rows()
-            _draw_ahead(report_task, run_dir, checks_seen, drawn_ahead)
+            if report_task is not None:
+                _draw_ahead(report_task, run_dir, checks_seen, drawn_ahead)
             if pending and time.monotonic() >= deadline:
                 progress.say(f"the run's deadline ({params.timeout_run:g} s, timeouts.run) passed: stopping the phases")
                 stop_phases("deadline")
@@ -347,10 +346,9 @@ async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file:
         if stop.at is not None:
             progress.say(f"the phases' kernels were killed {stop.kernels_killed_s:.2f} s after the "
                          f"{'Ctrl-C' if stop.reason == 'interrupted' else 'deadline'}")
-        return await _finalize(run_dir, report_task=report_task if report else None, progress=progress,
-                               preimported=warm)
+        return await _finalize(run_dir, report_task=report_task, artifacts_task=artifacts_task, progress=progress)
     finally:
-        for kt in (*kernel_tasks.values(), *([report_start] if report_start else []), report_task):
+        for kt in (*kernel_tasks.values(), *tail_tasks):
             _kill_when_started(kt)
         if zygote is not None:
             zygote.close()
@@ -392,11 +390,13 @@ def _kill_when_started(task: asyncio.Future) -> None:
 
 def _draw_ahead(report_task: asyncio.Future, run_dir: Path, checks_seen: dict[str, set[str]], sent: set[str]) -> None:
     """Have the idle report kernel draw the charts whose data is final, while the phases still run: the
-    session charts of each phase whose checks have all ended, then (every check ended) the run-wide
-    charts. The report reuses them (``charts.cached_png``); the kernel runs these before the report."""
+    session charts of each phase whose checks have all ended, and (every check ended) the run-wide charts
+    first. The report reuses them (``charts.cached_png``); the kernel runs these before the report.
+
+    Measured: the run-wide charts drawn by the (idle) artifacts kernel instead did not end the run sooner:
+    the report asked for them before they were on disk and drew them again."""
     if not _started(report_task):
         return
-    kernel = report_task.result()
     complete = [p for p, seen in checks_seen.items() if _phase_checks(p) and _phase_checks(p) <= seen]
     calls = []
     if len(complete) == len(checks_seen) and "" not in sent:
@@ -407,23 +407,13 @@ def _draw_ahead(report_task: asyncio.Future, run_dir: Path, checks_seen: dict[st
     calls += [f"draw_sessions_ahead({str(run_dir)!r}, {p!r})" for p in complete if p not in sent]
     sent.update(complete)
     if calls:
-        kernel.kc.execute("from netra_nb import report as _report\n" + "\n".join(f"_report.{c}" for c in calls),
-                          silent=True, store_history=False)
+        _draw_in(report_task.result(), *calls)
 
 
-def _preimport(report: bool) -> None:
-    """Import what finalize uses (Parquet, JUnit, summary.md, the HTML export), so that the tail
-    after the last check does not wait for imports."""
-    try:
-        import pandas  # noqa: F401
-        import pyarrow  # noqa: F401
-
-        from . import junit  # noqa: F401
-        from . import report as report_module  # summary.md, the HTML export
-        if report:
-            report_module.prepare_export()
-    except Exception:  # noqa: BLE001 - finalize imports them again and reports what fails
-        pass
+def _draw_in(kernel: Kernel, *calls: str) -> None:
+    """Send ``netra_nb.report`` calls to ``kernel`` without waiting for them."""
+    kernel.kc.execute("from netra_nb import report as _report\n" + "\n".join(f"_report.{c}" for c in calls),
+                      silent=True, store_history=False)
 
 
 # -- exit code -----------------------------------------------------------------------------------
@@ -454,22 +444,6 @@ def exit_code(run_dir: Path, summary: dict[str, Any]) -> int:
 
 # -- finalize: summary, then the report and the other artifacts side by side -----------------------
 
-def _to_parquet(rows: list[dict[str, Any]], kinds: dict[str, str], path: Path) -> None:
-    """Rows typed by their fields' kinds (records.RECORD_KINDS / FRAME_KINDS: the one schema of a record)."""
-    import pandas as pd
-    df = pd.DataFrame(rows, columns=list(kinds))
-    for col, kind in kinds.items():
-        if kind == "list":
-            df[col] = df[col].map(lambda v: list(v) if isinstance(v, (list, tuple)) else [])
-        elif kind == "code":
-            df[col] = pd.array(df[col], dtype="Int64")
-        elif kind == "count":
-            df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype("int64")
-    if "worker" in df:  # frames: a string column, null unless the fleet ran on a Dask cluster
-        df["worker"] = df["worker"].astype("string")
-    df.to_parquet(path, index=False)
-
-
 def finalize_run(run_dir: str | Path, *, report: bool = True) -> dict[str, Any]:
     """Write summary.json, results.parquet, events.parquet, junit.xml, summary.md, the history entry
     and the report (executed in a kernel of its own); returns the summary.
@@ -485,7 +459,7 @@ def finalize_run(run_dir: str | Path, *, report: bool = True) -> dict[str, Any]:
     async def go() -> dict[str, Any]:
         report_task = asyncio.ensure_future(_report_kernel(run_dir)) if report else None
         try:
-            return await _finalize(run_dir, report_task=report_task, progress=Progress(quiet=True), preimported=None)
+            return await _finalize(run_dir, report_task=report_task, artifacts_task=None, progress=Progress(quiet=True))
         finally:
             if report_task is not None:
                 _kill_when_started(report_task)
@@ -518,12 +492,12 @@ def run_summary(run_dir: Path, info: dict[str, Any], records: list[Record]) -> d
     }
 
 
-async def _finalize(run_dir: Path, *, report_task: asyncio.Future | None, progress: Progress,
-                    preimported: threading.Thread | None) -> dict[str, Any]:
-    """summary.json first (the report reads it); then the report executes in its kernel while a
-    thread writes Parquet, JUnit, summary.md and the history; the HTML export comes last."""
+async def _finalize(run_dir: Path, *, report_task: asyncio.Future | None, artifacts_task: asyncio.Future | None,
+                    progress: Progress) -> dict[str, Any]:
+    """summary.json first (the report reads it); then the report executes in its kernel while Parquet, JUnit,
+    summary.md and the history are written (in the artifacts kernel when there is one, else here); the report
+    kernel exports the HTML last."""
     t0 = time.monotonic()
-    loop = asyncio.get_running_loop()
     info = read_run_json(run_dir)
     records = read_records(run_dir)
     frames = read_frames(run_dir)
@@ -531,23 +505,18 @@ async def _finalize(run_dir: Path, *, report_task: asyncio.Future | None, progre
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if report_task is not None:
         progress.say("building the report (and Parquet, JUnit, summary.md, history alongside)")
-    imported = preimported if preimported is not None and preimported.ident is not None else None  # started
-
-    def after_imports(fn: Callable[..., Any], *args: Any) -> Any:
-        if imported is not None:
-            imported.join()  # the writers need what it imports; the report's kernel does not
-        return fn(*args)
-
-    artifacts = loop.run_in_executor(None, after_imports, _artifacts, run_dir, records, frames, summary)
+    artifacts = asyncio.ensure_future(_write_artifacts(run_dir, artifacts_task, records, frames, summary))
     problems: list[str] = []
     if report_task is not None:
-        problems += await _report(run_dir, report_task, after_imports)
-    problems += await artifacts
+        problems += await _report(run_dir, report_task)
+    more, scrubbed = await artifacts
+    problems += more
     if report_task is not None and (run_dir / "report.html").is_file():
         progress.say(f"report written {time.monotonic() - t0:.1f} s after the phases: {run_dir / 'report.html'}")
     # The last net, after every file is written: a secret that reached any file of the folder (a
-    # notebook's output, a log) is removed from it.
-    scrub_tree(run_dir)
+    # notebook's output, a log) is removed from it. The Parquet files were gone over where they were
+    # written (reading them needs pyarrow, which this process does not import), and are unless they changed.
+    scrub_tree(run_dir, scrubbed=scrubbed)
     if problems:
         (run_dir / "kit-errors.log").write_text("\n".join(redact(p) for p in problems) + "\n")
         for p in problems:
@@ -555,8 +524,44 @@ async def _finalize(run_dir: Path, *, report_task: asyncio.Future | None, progre
     return summary
 
 
-async def _report(run_dir: Path, report_task: asyncio.Future, call: Callable[..., Any]) -> list[str]:
-    """Execute the report notebook in its (warm) kernel, then export report.html; the problems, if any."""
+async def _write_artifacts(run_dir: Path, artifacts_task: asyncio.Future | None, records: list[Record],
+                           frames: list[dict[str, Any]], summary: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """:func:`netra_nb.artifacts.write_artifacts` in the artifacts kernel, which then redacts the Parquet files
+    (:func:`netra_nb.redact.scrub_files`), or in a thread of this process when that kernel is not there
+    (``netra-nb report``) or did not start; the problems, and the files gone over for secrets."""
+    kernel = None
+    if artifacts_task is not None:
+        try:
+            kernel = await artifacts_task
+        except KernelStartError:
+            kernel = None
+    if kernel is None:
+        from .artifacts import write_artifacts
+        return await asyncio.get_running_loop().run_in_executor(None, write_artifacts, run_dir, records, frames, summary), {}
+    try:
+        reply = await kernel.run(f"from netra_nb.artifacts import PARQUET_FILES as _files, write_artifacts as _write\n"
+                                 f"from netra_nb.redact import scrub_files as _scrub\n"
+                                 f"_netra_nb_problems = _write({str(run_dir)!r})\n"
+                                 f"_netra_nb_scrubbed = _scrub({str(run_dir)!r}, _files)",
+                                 expressions={"problems": "_netra_nb_problems", "scrubbed": "_netra_nb_scrubbed"})
+    finally:
+        kernel.kill()
+    if reply.get("status") != "ok":
+        return [f"artifacts: {reply.get('ename')}: {reply.get('evalue')}"], {}
+    return _expression_value(reply, "problems") or [], _expression_value(reply, "scrubbed") or {}
+
+
+def _expression_value(reply: dict[str, Any], name: str) -> Any:
+    """The value of a user expression a kernel's reply carries (a Python literal), else None."""
+    import ast
+    try:
+        return ast.literal_eval(reply["user_expressions"][name]["data"]["text/plain"])
+    except (KeyError, TypeError, ValueError, SyntaxError):
+        return None
+
+
+async def _report(run_dir: Path, report_task: asyncio.Future) -> list[str]:
+    """Execute the report notebook in its (warm) kernel, then export report.html there; the problems, if any."""
     try:
         kernel = await report_task
     except KernelStartError as exc:
@@ -565,56 +570,16 @@ async def _report(run_dir: Path, report_task: asyncio.Future, call: Callable[...
         nb = read_notebook(notebooks_dir() / REPORT_NOTEBOOK, {"run_dir": str(run_dir.resolve())})
         result = await execute(nb, run_dir / "report.ipynb", kernel, cell_timeout=REPORT_TIMEOUT_S,
                                save_each_cell=False)
+        if result.error is not None:
+            e = result.error
+            return [f"report: the report notebook raised at cell {e.cell}: {e.ename}: {e.evalue}; see report.ipynb"]
+        reply = await kernel.run(f"from netra_nb.export import export_report_file as _export\n"
+                                 f"_export({str(run_dir.resolve())!r})", timeout=REPORT_TIMEOUT_S)
     finally:
         kernel.kill()
-    if result.error is not None:
-        e = result.error
-        return [f"report: the report notebook raised at cell {e.cell}: {e.ename}: {e.evalue}; see report.ipynb"]
-    try:
-        await asyncio.get_running_loop().run_in_executor(None, call, _export, run_dir, nb)
-    except Exception as exc:  # noqa: BLE001 - report.ipynb is written; say why the HTML is not
-        return [f"report.html: {type(exc).__name__}: {exc}"]
+    if reply.get("status") != "ok":  # report.ipynb is written; say why the HTML is not
+        return [f"report.html: {reply.get('ename')}: {reply.get('evalue')}"]
     return []
-
-
-def _export(run_dir: Path, nb: Any) -> Path:
-    from .report import export_report  # in a worker thread: the event loop never waits on this import
-    return export_report(run_dir, nb)
-
-
-def _artifacts(run_dir: Path, records: list[Record], frames: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
-    """Parquet, JUnit, summary.md and the history entry; one failing never loses the others."""
-    problems = []
-    steps: list[tuple[str, Callable[[], Any]]] = [
-        ("results.parquet", lambda: _to_parquet([r.to_dict() for r in records], RECORD_KINDS, run_dir / "results.parquet")),
-        ("events.parquet", lambda: _to_parquet(frames, FRAME_KINDS, run_dir / "events.parquet")),
-        ("junit.xml", lambda: _write_junit(run_dir, records)),
-        ("summary.md", lambda: _write_summary_md(run_dir, records, summary, frames)),
-        ("history", lambda: _append_history(run_dir, summary)),
-    ]
-    for name, step in steps:
-        try:
-            step()
-        except Exception as exc:  # noqa: BLE001 - one artifact failing must not lose the others
-            problems.append(f"{name}: {type(exc).__name__}: {exc}")
-    return problems
-
-
-def _write_junit(run_dir: Path, records: list[Record]) -> None:
-    from .junit import write_junit
-    write_junit(run_dir, records)
-
-
-def _write_summary_md(run_dir: Path, records: list[Record], summary: dict[str, Any], frames: list[dict[str, Any]]) -> None:
-    from .report import write_summary_md
-    write_summary_md(run_dir, records, summary, frames)
-
-
-def _append_history(run_dir: Path, summary: dict[str, Any]) -> None:
-    from .history import append_run
-    if summary.get("env") != "triage":  # the history compares environments; a pytest triage is not one
-        info = read_run_json(run_dir)
-        append_run(run_dir, Path(info.get("outputs_root") or run_dir.parent.parent))
 
 
 def _phase_finished(phase: str, info: dict[str, Any], records: list[Record]) -> bool:

@@ -25,7 +25,8 @@ child of a process that loaded system frameworks may crash, so there (and wherev
 missing, and with ``NETRA_NB_FORK=0``) kernels are spawned as before.
 
 The protocol: JSON lines on the zygote's stdin, one JSON line answering each on its stdout.
-``{"op": "import", "modules": [...]}`` imports; ``{"op": "fork", "args": [...], "cwd", "env", "log",
+``{"op": "import", "modules": [...]}`` imports (an entry ``module:function`` also calls the function: a
+warm-up the kernels inherit); ``{"op": "fork", "args": [...], "cwd", "env", "log",
 "watch": [pid, create_time], "modules": [...]}`` imports ``modules`` then forks, answering ``{"pid": n}``
 or ``{"error": "..."}``; ``{"op": "log", "path": ...}`` appends what the zygote wrote to its stderr so far
 to that file and writes there from then on (a zygote started before the run folder existed). End of
@@ -52,7 +53,10 @@ THREADLESS_ENV = {"OPENBLAS_NUM_THREADS": "1", "JE_ARROW_MALLOC_CONF": "backgrou
 #: with), and then before it forks the report's. ``netra_nb`` itself imports its modules when first used.
 PHASE_MODULES = ("ipykernel.kernelapp", "netra_nb.notebook", "netra_nb.orchestration", "netra_nb.charts", "pandas",
                  "matplotlib.pyplot")
-REPORT_MODULES = ("IPython.display", "netra_nb.report")
+#: The report's kernel and the artifacts kernel (netra_nb.artifacts) also export HTML and write Parquet: the
+#: zygote imports nbconvert and compiles the report page's templates once, and pyarrow, for both.
+REPORT_MODULES = ("IPython.display", "netra_nb.report", "netra_nb.export:prepare_export", "netra_nb.artifacts",
+                  "pyarrow.parquet", "netra_nb.junit", "netra_nb.history")
 #: ipykernel sets this when it starts unless it is set (``IPKernelApp.init_gui_pylab``); matplotlib reads
 #: it at import, so the zygote sets it before importing matplotlib, as the kernel would have.
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
@@ -77,9 +81,13 @@ def native_threads() -> int:
 
 
 def _import(modules: list[str]) -> None:
+    """Import each module; ``module:function`` also calls ``function()`` (a warm-up the forked kernels inherit)."""
     import importlib
     for name in modules:
-        importlib.import_module(name)
+        module, _, function = name.partition(":")
+        imported = importlib.import_module(module)
+        if function:
+            getattr(imported, function)()
 
 
 def _watch(pid: int, create_time: float) -> None:

@@ -87,11 +87,30 @@ def test_healthy_run_exits_0_with_every_file(tmp_path, healthy_platform):
     assert base64.b64encode(session).decode() in ["".join(x.split()) for x in shown]
     # what it said while it ran: what it does, then every check as it ended (read from results.jsonl)
     out = proc.stdout.splitlines()
-    assert out[1] == "starting 4 kernels (connectivity, agent_pipeline, orchestration, report)"
+    assert out[1] == "starting 3 kernels (connectivity, agent_pipeline, orchestration), then the report and artifacts kernels"
     for r in rows:
         assert any(line.split()[:3] == [r["status"].upper(), r["phase"], r["check"]] for line in out), r["check"]
     assert out.index(next(line for line in out if line.startswith("building the report"))) > max(
         i for i, line in enumerate(out) if line.split()[:1] in (["PASS"], ["SKIP"]))
+
+
+@pytest.mark.notebook
+def test_the_run_itself_imports_no_pandas_matplotlib_pyarrow_or_nbconvert(tmp_path, healthy_platform):
+    """What the artifacts and the report need is imported once in the zygote, for the kernels that write them:
+    the process driving the run stays light (its imports were a second of CPU while the checks ran)."""
+    f = write_params(tmp_path / "p.yaml", healthy_platform)
+    code = ("import json, sys\nfrom netra_nb.cli import _main\n"
+            f"code = _main(['run', 'test', '--params', {str(f)!r}, '--out', {str(tmp_path / 'out')!r}, '--quiet'])\n"
+            "heavy = ['pandas', 'matplotlib', 'pyarrow', 'nbconvert', 'numpy']\n"
+            "print(json.dumps({'exit': code, 'imported': [m for m in heavy if m in sys.modules]}))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    lines = proc.stdout.strip().splitlines()
+    assert proc.returncode == 0 and lines, proc.stdout + proc.stderr
+    assert json.loads(lines[-1]) == {"exit": 0, "imported": []}
+    run_dir = next((tmp_path / "out" / "test").iterdir())
+    for name in RUN_FILES:  # written by the kernels instead
+        assert (run_dir / name).is_file(), name
+    assert not (run_dir / "kit-errors.log").exists()
 
 
 @pytest.mark.notebook

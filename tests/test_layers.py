@@ -12,7 +12,7 @@ LAYERS = [
     {"wire", "http", "ws", "auth", "judge", "diagnosis"},  # observing (and recording what was on the wire) and judging
     {"checks"},
     {"engine", "zygote", "notebook", "orchestration", "cluster", "charts"},  # a phase in a notebook: its checks, its figures
-    {"runfolder", "narrative", "tables", "comparison", "export", "report", "junit",
+    {"runfolder", "narrative", "tables", "comparison", "export", "report", "junit", "artifacts",
      "history_store", "history_analysis", "history_plots", "history",
      "replay", "corpus"},  # reading a run (replay serves a recorded one back; corpus keeps it as a test)
     {"runner", "triage", "cli", "__init__"},  # commands

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netra_nb.redact import (REDACTED, clip, known_secrets, redact, redact_keeping_images, register_secret,
-                             scrub_tree)
+                             scrub_files, scrub_tree, signature)
 
 PIECE = 8
 
@@ -464,3 +464,22 @@ def test_every_path_under_test_carries_the_text_it_is_given(tmp_path, echo_serve
                                                  category="ok", events_seen=["agent_started", "agent_completed"])]
     md = write_summary_md(tmp_path, records, {"run_id": "r1", "env": "e"}, frames).read_text()
     assert f'the result: {{"answer": "{marker}"}}' in md, md  # the agent's result is what summary.md quotes
+
+
+def test_files_gone_over_where_they_were_written_are_skipped_by_the_last_pass_unless_they_changed(tmp_path):
+    """The artifacts kernel redacts the Parquet files it writes (reading them needs pyarrow, which the runner
+    does not import); the runner's last pass skips them while they are the files that were gone over."""
+    secret = "scrub-" + os.urandom(10).hex()
+    run = tmp_path / "run"
+    run.mkdir()
+    _plant(run, secret)
+    register_secret(secret)
+    done = scrub_files(run, ["results.parquet", "missing.parquet"])
+    assert list(done) == ["results.parquet"] and done["results.parquet"] == signature(run / "results.parquet")
+    assert pq.read_table(run / "results.parquet").column("detail").to_pylist() == [f"a {REDACTED}", None, "clean"]
+    rewritten = {p.name for p in scrub_tree(run, scrubbed=done)}
+    assert "results.parquet" not in rewritten and "results.jsonl" in rewritten
+    # Written again after it was gone over (a secret with it): the last pass reads it again.
+    pq.write_table(pa.table({"detail": [f"late {secret}"]}), run / "results.parquet")
+    assert {p.name for p in scrub_tree(run, scrubbed=done)} == {"results.parquet"}
+    assert pq.read_table(run / "results.parquet").column("detail").to_pylist() == [f"late {REDACTED}"]
