@@ -16,10 +16,11 @@ import time
 def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     import netra_nb  # noqa: F401 - timed: what a kernel imports
-    from netra_nb.checks import PHASE_CHECKS, Context
+    from netra_nb.checks import PHASE_CHECKS, Context, registry
     from netra_nb.notebook import Phase
     from netra_nb.params import load_params
 
+    registry()  # every phase's checks, the orchestration module's included
     import_s = time.perf_counter() - t0
     params_file, run_dir = argv[0], argv[1]
     phases = ["connectivity", "agent_pipeline", "orchestration"]
