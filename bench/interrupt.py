@@ -2,7 +2,7 @@
 sends), to kill its phase kernels, to write ``report.html`` from the rows it has, and to exit (130).
 
 The platform's agent takes ten minutes, so phases 01 and 02 are in their agent runs when the signal
-comes (phase 00 has ended); the kernels are found as the run's child processes (``ipykernel``).
+comes (phase 00 has ended); the kernels are found as the run's descendants (spawned or forked by its zygote).
 """
 
 from __future__ import annotations
@@ -67,14 +67,14 @@ def once(params_file: Path, out: Path) -> dict[str, Any]:
         return {"error": "the agent runs never started"}
     time.sleep(0.5)  # phase 00's notebook draws its charts; the others wait on the agent
     kernels = _kernels(proc.pid)
-    if len(kernels) != 4:
+    if len(kernels) != 5:
         proc.kill()
-        return {"error": f"expected 4 kernels (3 phases, the report), found {len(kernels)}"}
+        return {"error": f"expected 5 kernels (3 phases, the report's, the artifacts'), found {len(kernels)}"}
     t0 = time.time()
     os.killpg(proc.pid, signal.SIGINT)
     gone = None
     while proc.poll() is None and time.time() - t0 < 300:
-        if gone is None and _alive(kernels) <= 1:  # only the report's kernel is left
+        if gone is None and _alive(kernels) <= 2:  # only the report's and the artifacts' kernels are left
             gone = time.time() - t0
         time.sleep(0.005)
     proc.wait(300)
