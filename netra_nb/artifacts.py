@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .records import FRAME_KINDS, RECORD_KINDS, Record, read_frames, read_records
+from .runfolder import read_run_json
 
 __all__ = ["write_artifacts", "to_parquet", "PARQUET_FILES"]
 
@@ -74,8 +75,4 @@ def _write_summary_md(run_dir: Path, records: Sequence[Record], summary: dict[st
 def _append_history(run_dir: Path, summary: dict[str, Any]) -> None:
     from .history import append_run
     if summary.get("env") != "triage":  # the history compares environments; a pytest triage is not one
-        try:
-            info = json.loads((run_dir / "run.json").read_text())
-        except (OSError, ValueError):
-            info = {}
-        append_run(run_dir, Path(info.get("outputs_root") or run_dir.parent.parent))
+        append_run(run_dir, Path(read_run_json(run_dir).get("outputs_root") or run_dir.parent.parent))

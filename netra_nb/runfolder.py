@@ -23,7 +23,7 @@ from .registry import notebooks_dir, phase_rank
 from .text import _num
 
 
-__all__ = ["folder_name", "folder_time", "stamp", "Run", "load_run", "latest_run", "previous_run"]
+__all__ = ["folder_name", "folder_time", "stamp", "Run", "load_run", "latest_run", "previous_run", "read_run_json"]
 
 
 # -- the run folder's name ----------------------------------------------------------------------
@@ -125,6 +125,11 @@ class Run:
         fs = [f for f in self.frames if f.get("phase") == phase and f.get("check") == check
               and (session is None or int(f.get("session") or 0) == session)]
         return sorted(fs, key=lambda f: (_num(f.get("t_s")) or 0.0, _num(f.get("seq")) or 0))
+
+
+def read_run_json(run_dir: str | Path) -> dict[str, Any]:
+    """A run folder's ``run.json`` ({} when it is missing or unreadable)."""
+    return _read_json(Path(run_dir) / "run.json")[0]
 
 
 def _read_json(path: Path) -> tuple[dict[str, Any], str | None]:

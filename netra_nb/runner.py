@@ -36,7 +36,7 @@ from .params import ConfigError, Params, check_name
 from .records import Record, parse_time, read_frames, read_records, utc_now
 from .redact import clip, redact, scrub_tree
 from .registry import NOTEBOOKS, PHASE_NOTEBOOKS
-from .runfolder import folder_name
+from .runfolder import folder_name, read_run_json
 from .zygote import PHASE_MODULES, REPORT_MODULES, Zygote
 
 __all__ = ["PHASE_NOTEBOOKS", "REPORT_NOTEBOOK", "RunResult", "Progress", "new_run_dir", "run_phases", "run_notebook",
@@ -78,13 +78,6 @@ def write_run_json(run_dir: Path, data: dict[str, Any]) -> None:
     tmp = run_dir / "run.json.tmp"
     tmp.write_text(json.dumps(data, indent=2, default=str))
     os.replace(tmp, run_dir / "run.json")
-
-
-def read_run_json(run_dir: Path) -> dict[str, Any]:
-    try:
-        return json.loads((run_dir / "run.json").read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 @dataclass
