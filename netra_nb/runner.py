@@ -228,20 +228,20 @@ async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file:
     warmed = {p: asyncio.Event() for p in phases}
     phases_warm = asyncio.ensure_future(asyncio.gather(*(e.wait() for e in warmed.values())))
 
+    # The kernels of the tail (the report's, and the one that writes Parquet, JUnit, summary.md and the
+    # history) are forked right after the phase kernels (the zygote imports what they need meanwhile), and do
+    # their own imports once the phase kernels have theirs: the phases are on the critical path, the tail is
+    # not, but a platform that refuses everything at once ends its checks before a tail kernel started later
+    # would be warm (measured: bench/RESULTS.md). This process imports none of what they use.
+    tail_starts = {label: asyncio.ensure_future(Kernel.start(label, cwd=run_dir, log=log, zygote=zygote,
+                                                             modules=REPORT_MODULES))
+                   for label in (("report", "artifacts") if report else ("artifacts",))}
+
     async def after_phase_warmups(label: str, warmup: str) -> Kernel:
-        """The kernels of the tail (the report's, and the one that writes Parquet, JUnit, summary.md and the
-        history) are forked right after the phase kernels (the zygote imports what they need meanwhile), and
-        do their own imports once the phase kernels have theirs: the phases are on the critical path, the
-        tail is not, but a platform that refuses everything at once ends its checks before a tail kernel
-        started later would be warm (measured: bench/RESULTS.md). This process imports none of what they use."""
-        start = asyncio.ensure_future(Kernel.start(label, cwd=run_dir, log=log, zygote=zygote, modules=REPORT_MODULES))
-        tail_starts.append(start)
         await phases_warm
-        kernel = await start
+        kernel = await tail_starts[label]
         await _warm_up(kernel, warmup)
         return kernel
-
-    tail_starts: list[asyncio.Future] = []
 
     report_task = asyncio.ensure_future(after_phase_warmups("report", REPORT_WARMUP)) if report else None
     artifacts_task = asyncio.ensure_future(after_phase_warmups("artifacts", ARTIFACTS_WARMUP))
@@ -346,7 +346,7 @@ async def _run(run_dir: Path, info: dict[str, Any], params: Params, params_file:
                          f"{'Ctrl-C' if stop.reason == 'interrupted' else 'deadline'}")
         return await _finalize(run_dir, report_task=report_task, artifacts_task=artifacts_task, progress=progress)
     finally:
-        for kt in (*kernel_tasks.values(), *tail_starts, *tail_tasks):
+        for kt in (*kernel_tasks.values(), *tail_starts.values(), *tail_tasks):
             _kill_when_started(kt)
         if zygote is not None:
             zygote.close()
@@ -405,13 +405,8 @@ def _draw_ahead(report_task: asyncio.Future, run_dir: Path, checks_seen: dict[st
     calls += [f"draw_sessions_ahead({str(run_dir)!r}, {p!r})" for p in complete if p not in sent]
     sent.update(complete)
     if calls:
-        _draw_in(report_task.result(), *calls)
-
-
-def _draw_in(kernel: Kernel, *calls: str) -> None:
-    """Send ``netra_nb.report`` calls to ``kernel`` without waiting for them."""
-    kernel.kc.execute("from netra_nb import report as _report\n" + "\n".join(f"_report.{c}" for c in calls),
-                      silent=True, store_history=False)
+        report_task.result().kc.execute("from netra_nb import report as _report\n"
+                                        + "\n".join(f"_report.{c}" for c in calls), silent=True, store_history=False)
 
 
 # -- exit code -----------------------------------------------------------------------------------
